@@ -1,0 +1,106 @@
+/**
+ * Shared helpers of the dev-server conformance suite.
+ *
+ * `createEnv` starts the embedded server through the stock TestWorkflowEnvironment, exactly as any SDK user
+ * would start the Temporal test server or CLI dev server: `createTimeSkipping` (test-server command line) or
+ * `createLocal` (`server start-dev` command line), both with `executable: { type: 'existing-path' }`.
+ * With TEMPORAL_ADDRESS set, real-time tests run against that server instead, unchanged.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import type { WorkflowHandle } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { temporal } from '@temporalio/proto';
+
+export const DEVSERVER_EXECUTABLE = path.resolve(__dirname, '../../bin/temporal-devserver');
+export const REFERENCE_HISTORIES = path.join(__dirname, 'reference-histories');
+
+/** True when the real-time tests target an external Temporal server. */
+export const externalAddress = process.env['TEMPORAL_ADDRESS'];
+
+export function uid(prefix: string): string {
+  return `${prefix}-${randomUUID().slice(0, 8)}`;
+}
+
+/** Time-skipping environment on the embedded server (test-server command line). */
+export function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
+  return TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: DEVSERVER_EXECUTABLE } },
+  });
+}
+
+/**
+ * Real-time environment: the embedded server through `createLocal` (Temporal CLI command line), or the
+ * server at TEMPORAL_ADDRESS when set.
+ */
+export function createRealTimeEnv(searchAttributes: { name: string; type: 'KEYWORD' | 'INT' | 'BOOL' | 'DATETIME' | 'DOUBLE' | 'TEXT' | 'KEYWORD_LIST' }[] = []): Promise<TestWorkflowEnvironment> {
+  if (externalAddress) {
+    return TestWorkflowEnvironment.createFromExistingServer({
+      address: externalAddress,
+      namespace: process.env['TEMPORAL_NAMESPACE'] ?? 'default',
+    });
+  }
+  return TestWorkflowEnvironment.createLocal({
+    server: {
+      executable: { type: 'existing-path', path: DEVSERVER_EXECUTABLE },
+      searchAttributes: searchAttributes.map(({ name, type }) => ({ name, type })) as never,
+    },
+  });
+}
+
+const bundles = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
+/** Bundles a workflow module once per test file. */
+export function bundle(workflowsFile: string): Promise<WorkflowBundleWithSourceMap> {
+  let b = bundles.get(workflowsFile);
+  if (!b) {
+    b = bundleWorkflowCode({ workflowsPath: workflowsFile, logger: quietLogger });
+    bundles.set(workflowsFile, b);
+  }
+  return b;
+}
+
+const quietLogger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: (message: string) => console.error(message),
+};
+
+export type History = temporal.api.history.v1.IHistory;
+
+/** `EVENT_TYPE_WORKFLOW_TASK_SCHEDULED` or `WorkflowTaskScheduled` or a number -> `WorkflowTaskScheduled`. */
+export function eventTypeName(type: unknown): string {
+  if (typeof type === 'number') return eventTypeName(temporal.api.enums.v1.EventType[type]);
+  const s = String(type);
+  if (!s.startsWith('EVENT_TYPE_')) return s;
+  return s
+    .replace(/^EVENT_TYPE_/, '')
+    .toLowerCase()
+    .split('_')
+    .map((w) => w.charAt(0).toUpperCase() + w.slice(1))
+    .join('');
+}
+
+export function eventTypes(history: History): string[] {
+  return (history.events ?? []).map((e) => eventTypeName(e.eventType));
+}
+
+export async function historyOf(handle: WorkflowHandle): Promise<History> {
+  return (await handle.fetchHistory()) as History;
+}
+
+/** Event-type names of a committed real-server history (either enum spelling, array-wrapped or not). */
+export function referenceEventTypes(file: string): string[] {
+  const raw = JSON.parse(fs.readFileSync(path.join(REFERENCE_HISTORIES, file), 'utf8')) as unknown;
+  const history = (Array.isArray(raw) ? raw[0] : raw) as { events: { eventType: string }[] };
+  return history.events.map((e) => eventTypeName(e.eventType));
+}
+
+/** Replays a history produced by the server with the same workflow code; throws on nondeterminism. */
+export async function replay(history: History, workflowsFile: string, workflowId = 'replay'): Promise<void> {
+  await Worker.runReplayHistory({ workflowBundle: await bundle(workflowsFile) }, history, workflowId);
+}
