@@ -40,6 +40,9 @@ export default tseslint.config(
     // The dev server is its own world: it must not depend on the application code.
     files: ['src/devserver/**/*.ts'],
     rules: {
+      // Wire values are plain numbers from the protobuf decoder; comparing them with the generated enums is
+      // exactly what the protocol means.
+      '@typescript-eslint/no-unsafe-enum-comparison': 'off',
       'no-restricted-imports': [
         'error',
         { patterns: [{ group: ['../workflows/*', '../activities/*', '../domain/*', '../config/*'], message: 'src/devserver imports nothing from the application.' }] },

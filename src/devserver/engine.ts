@@ -22,7 +22,6 @@ import {
   type VisibilityValue,
 } from './visibility-query';
 
-type ws = typeof temporal.api.workflowservice.v1;
 type IPayload = temporal.api.common.v1.IPayload;
 type IWorkflowExecution = temporal.api.common.v1.IWorkflowExecution;
 const ET = enums.EventType;
@@ -103,7 +102,7 @@ export function decodeSearchAttribute(payload: IPayload | undefined, type: Searc
     return undefined;
   }
   if (type === 'Datetime') {
-    const v = Array.isArray(value) ? value[0] : value;
+    const v: unknown = Array.isArray(value) ? (value as unknown[])[0] : value;
     const ms = typeof v === 'string' ? Date.parse(v) : NaN;
     return Number.isNaN(ms) ? undefined : ms;
   }

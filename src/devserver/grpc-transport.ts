@@ -79,7 +79,7 @@ export function addProtoService(
 ): string[] {
   const service: protobuf.Service = protoRoot.lookupService(serviceName);
   const definition: Record<string, grpc.MethodDefinition<object, object | Buffer>> = {};
-  const implementation: Record<string, grpc.handleUnaryCall<never, object | Buffer>> = {};
+  const implementation: grpc.UntypedServiceImplementation = {};
   for (const method of service.methodsArray) {
     const handler = handlers[method.name] ?? handlers[lowerFirst(method.name)];
     if (!handler) continue;
@@ -95,10 +95,7 @@ export function addProtoService(
         Buffer.isBuffer(value) ? value : Buffer.from(responseType.encode(value).finish()),
       responseDeserialize: (bytes: Buffer) => responseType.decode(bytes),
     };
-    implementation[method.name] = (
-      call: grpc.ServerUnaryCall<never, object | Buffer>,
-      callback: grpc.sendUnaryData<object | Buffer>,
-    ) => {
+    const handle: grpc.handleUnaryCall<never, object | Buffer> = (call, callback) => {
       const abort = new AbortController();
       call.on('cancelled', () => abort.abort());
       const rawDeadline = call.getDeadline();
@@ -113,7 +110,7 @@ export function addProtoService(
         return;
       }
       Promise.resolve(result).then(
-        (response) => {
+        (response: object | Buffer) => {
           if (!abort.signal.aborted) callback(null, response);
         },
         (err: unknown) => {
@@ -121,7 +118,8 @@ export function addProtoService(
         },
       );
     };
+    implementation[method.name] = handle as grpc.UntypedHandleCall;
   }
-  server.addService(definition as grpc.ServiceDefinition, implementation as grpc.UntypedServiceImplementation);
+  server.addService(definition, implementation);
   return Object.keys(definition);
 }

@@ -5,6 +5,7 @@
  */
 import { createRequire } from 'node:module';
 import type { temporal, google } from '@temporalio/proto';
+import type * as protoModule from '@temporalio/proto';
 import type * as protobuf from 'protobufjs';
 import type Long from 'long';
 
@@ -13,7 +14,7 @@ const requireFromHere = createRequire(__filename);
 export const protoRoot = requireFromHere('@temporalio/proto/protos/json-module.js') as protobuf.Root;
 
 export type { temporal, google };
-export const api = (requireFromHere('@temporalio/proto') as typeof import('@temporalio/proto')).temporal.api;
+export const api = (requireFromHere('@temporalio/proto') as typeof protoModule).temporal.api;
 export const enums = api.enums.v1;
 
 /** Any int64 value as protobufjs decodes it (Long) or as we write it (number). */
