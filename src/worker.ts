@@ -16,8 +16,12 @@ import {
 
 export const WORKFLOWS_PATH = path.join(__dirname, 'workflows', 'index.ts');
 
-export async function connectWorker(settings: TemporalConnectionSettings, address = settings.address): Promise<NativeConnection> {
-  if (!address) throw new Error('TEMPORAL_ADDRESS is not set: say where the Temporal cluster is, or use `npm start`');
+export async function connectWorker(
+  settings: TemporalConnectionSettings,
+  address = settings.address,
+): Promise<NativeConnection> {
+  if (!address)
+    throw new Error('TEMPORAL_ADDRESS is not set: say where the Temporal cluster is, or use `npm start`');
   return NativeConnection.connect({ address, tls: settings.tls, apiKey: settings.apiKey });
 }
 

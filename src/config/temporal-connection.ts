@@ -28,7 +28,8 @@ export const TemporalConnectionEnv = z
     TEMPORAL_TLS_SERVER_NAME: z.string().min(1).optional(),
   })
   .refine((env) => !!env.TEMPORAL_TLS_CERT === !!env.TEMPORAL_TLS_KEY, {
-    message: 'TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together: mTLS needs both the certificate and its key',
+    message:
+      'TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY go together: mTLS needs both the certificate and its key',
     path: ['TEMPORAL_TLS_CERT'],
   });
 export type TemporalConnectionEnv = z.infer<typeof TemporalConnectionEnv>;
@@ -56,7 +57,9 @@ export function readTemporalConnection(
 ): TemporalConnectionSettings {
   const parsed = TemporalConnectionEnv.safeParse(env);
   if (!parsed.success) {
-    throw new ConnectionConfigError(`invalid Temporal connection settings:\n${z.prettifyError(parsed.error)}`);
+    throw new ConnectionConfigError(
+      `invalid Temporal connection settings:\n${z.prettifyError(parsed.error)}`,
+    );
   }
   const e = parsed.data;
   const load = (variable: string, path: string | undefined): Buffer | undefined => {
@@ -64,16 +67,19 @@ export function readTemporalConnection(
     try {
       return readFile(path);
     } catch (err) {
-      throw new ConnectionConfigError(`${variable}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`);
+      throw new ConnectionConfigError(
+        `${variable}: cannot read ${path}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+      );
     }
   };
   const crt = load('TEMPORAL_TLS_CERT', e.TEMPORAL_TLS_CERT);
   const key = load('TEMPORAL_TLS_KEY', e.TEMPORAL_TLS_KEY);
   const ca = load('TEMPORAL_TLS_CA', e.TEMPORAL_TLS_CA);
-  const wantsTls =
-    e.TEMPORAL_TLS ?? (!!crt || !!ca || !!e.TEMPORAL_TLS_SERVER_NAME || !!e.TEMPORAL_API_KEY);
+  const wantsTls = e.TEMPORAL_TLS ?? (!!crt || !!ca || !!e.TEMPORAL_TLS_SERVER_NAME || !!e.TEMPORAL_API_KEY);
   if (e.TEMPORAL_TLS === false && (crt || ca)) {
-    throw new ConnectionConfigError('TEMPORAL_TLS=false contradicts the TLS files given in TEMPORAL_TLS_CERT/TEMPORAL_TLS_CA');
+    throw new ConnectionConfigError(
+      'TEMPORAL_TLS=false contradicts the TLS files given in TEMPORAL_TLS_CERT/TEMPORAL_TLS_CA',
+    );
   }
   const tls: TLSConfig | undefined = wantsTls
     ? {

@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import { ConnectionConfigError, describeConnection, readTemporalConnection } from '../../src/config/temporal-connection';
+import {
+  ConnectionConfigError,
+  describeConnection,
+  readTemporalConnection,
+} from '../../src/config/temporal-connection';
 
-const files: Record<string, string> = { '/certs/client.pem': 'CERT', '/certs/client.key': 'SECRET-KEY', '/certs/ca.pem': 'CA' };
+const files: Record<string, string> = {
+  '/certs/client.pem': 'CERT',
+  '/certs/client.key': 'SECRET-KEY',
+  '/certs/ca.pem': 'CA',
+};
 const readFile = (p: string): Buffer => {
   const content = files[p];
   if (content === undefined) throw Object.assign(new Error(`ENOENT: ${p}`), { code: 'ENOENT' });
@@ -16,7 +24,10 @@ describe('readTemporalConnection', () => {
   });
 
   it('reads a plaintext self-hosted cluster', () => {
-    const s = readTemporalConnection({ TEMPORAL_ADDRESS: 'temporal.internal:7233', TEMPORAL_NAMESPACE: 'aceh' }, readFile);
+    const s = readTemporalConnection(
+      { TEMPORAL_ADDRESS: 'temporal.internal:7233', TEMPORAL_NAMESPACE: 'aceh' },
+      readFile,
+    );
     expect(s.address).toBe('temporal.internal:7233');
     expect(s.namespace).toBe('aceh');
     expect(s.tls).toBeUndefined();
@@ -42,7 +53,10 @@ describe('readTemporalConnection', () => {
   });
 
   it('turns TLS on for an API key and never prints the key', () => {
-    const s = readTemporalConnection({ TEMPORAL_ADDRESS: 'eu.gcp.api.temporal.io:7233', TEMPORAL_API_KEY: 'tk-secret-123' }, readFile);
+    const s = readTemporalConnection(
+      { TEMPORAL_ADDRESS: 'eu.gcp.api.temporal.io:7233', TEMPORAL_API_KEY: 'tk-secret-123' },
+      readFile,
+    );
     expect(s.tls).toEqual({});
     expect(s.apiKey).toBe('tk-secret-123');
     expect(describeConnection(s)).not.toContain('tk-secret-123');
@@ -52,7 +66,10 @@ describe('readTemporalConnection', () => {
     [{ TEMPORAL_ADDRESS: 'no-port' }, 'TEMPORAL_ADDRESS'],
     [{ TEMPORAL_TLS: 'maybe' }, 'TEMPORAL_TLS'],
     [{ TEMPORAL_TLS_CERT: '/certs/client.pem' }, 'TEMPORAL_TLS_KEY go together'],
-    [{ TEMPORAL_TLS_CERT: '/nope.pem', TEMPORAL_TLS_KEY: '/certs/client.key' }, 'TEMPORAL_TLS_CERT: cannot read /nope.pem'],
+    [
+      { TEMPORAL_TLS_CERT: '/nope.pem', TEMPORAL_TLS_KEY: '/certs/client.key' },
+      'TEMPORAL_TLS_CERT: cannot read /nope.pem',
+    ],
     [{ TEMPORAL_TLS: 'false', TEMPORAL_TLS_CA: '/certs/ca.pem' }, 'contradicts'],
   ])('rejects %j with a message naming the problem', (env, message) => {
     expect(() => readTemporalConnection(env, readFile)).toThrow(ConnectionConfigError);
@@ -60,6 +77,8 @@ describe('readTemporalConnection', () => {
   });
 
   it('reads TEMPORAL_TLS=false as false, not as a truthy string', () => {
-    expect(readTemporalConnection({ TEMPORAL_TLS: 'false', TEMPORAL_API_KEY: 'k' }, readFile).tls).toBeUndefined();
+    expect(
+      readTemporalConnection({ TEMPORAL_TLS: 'false', TEMPORAL_API_KEY: 'k' }, readFile).tls,
+    ).toBeUndefined();
   });
 });

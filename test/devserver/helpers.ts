@@ -13,6 +13,7 @@ import type { WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { temporal } from '@temporalio/proto';
+import type { SearchAttributeKey, SearchAttributeType } from '@temporalio/common/lib/search-attributes';
 
 export const DEVSERVER_EXECUTABLE = path.resolve(__dirname, '../../bin/temporal-devserver');
 export const REFERENCE_HISTORIES = path.join(__dirname, 'reference-histories');
@@ -33,9 +34,12 @@ export function createTimeSkippingEnv(): Promise<TestWorkflowEnvironment> {
 
 /**
  * Real-time environment: the embedded server through `createLocal` (Temporal CLI command line), or the
- * server at TEMPORAL_ADDRESS when set.
+ * server at TEMPORAL_ADDRESS when set. `searchAttributes` are keys as `defineSearchAttributeKey` makes them
+ * (`{ name, type: 'KEYWORD' }`); they are registered only on the embedded server.
  */
-export function createRealTimeEnv(searchAttributes: { name: string; type: 'KEYWORD' | 'INT' | 'BOOL' | 'DATETIME' | 'DOUBLE' | 'TEXT' | 'KEYWORD_LIST' }[] = []): Promise<TestWorkflowEnvironment> {
+export function createRealTimeEnv(
+  searchAttributes: SearchAttributeKey<SearchAttributeType>[] = [],
+): Promise<TestWorkflowEnvironment> {
   if (externalAddress) {
     return TestWorkflowEnvironment.createFromExistingServer({
       address: externalAddress,
@@ -45,7 +49,8 @@ export function createRealTimeEnv(searchAttributes: { name: string; type: 'KEYWO
   return TestWorkflowEnvironment.createLocal({
     server: {
       executable: { type: 'existing-path', path: DEVSERVER_EXECUTABLE },
-      searchAttributes: searchAttributes.map(({ name, type }) => ({ name, type })) as never,
+      // @temporalio/testing turns each key into `--search-attribute Name=Type` (Type as `Keyword`, `Int`, ...).
+      searchAttributes,
     },
   });
 }

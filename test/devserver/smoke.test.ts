@@ -11,7 +11,9 @@ let bundle: WorkflowBundleWithSourceMap;
 
 beforeAll(async () => {
   bundle = await bundleWorkflowCode({ workflowsPath: path.join(__dirname, 'workflows/basic.ts') });
-  env = await TestWorkflowEnvironment.createTimeSkipping({ server: { executable: { type: 'existing-path', path: exe } } });
+  env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: exe } },
+  });
 }, 60_000);
 afterAll(async () => {
   await env?.teardown();
@@ -26,9 +28,21 @@ describe('smoke', () => {
       activities,
     });
     await worker.runUntil(async () => {
-      expect(await env.client.workflow.execute(greetWorkflow, { taskQueue: 'smoke', workflowId: 'g1', args: ['you'] })).toBe('Hello, you!');
+      expect(
+        await env.client.workflow.execute(greetWorkflow, {
+          taskQueue: 'smoke',
+          workflowId: 'g1',
+          args: ['you'],
+        }),
+      ).toBe('Hello, you!');
       const t0 = Date.now();
-      expect(await env.client.workflow.execute(sleepWorkflow, { taskQueue: 'smoke', workflowId: 's1', args: [86_400_000] })).toBe(86_400_000);
+      expect(
+        await env.client.workflow.execute(sleepWorkflow, {
+          taskQueue: 'smoke',
+          workflowId: 's1',
+          args: [86_400_000],
+        }),
+      ).toBe(86_400_000);
       expect(Date.now() - t0).toBeLessThan(5000);
       const h = await env.client.workflow.start(signalWorkflow, { taskQueue: 'smoke', workflowId: 'q1' });
       expect(await h.query(stateQuery)).toBe('waiting');
