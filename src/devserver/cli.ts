@@ -7,7 +7,7 @@
  *                        [--db-filename F] [--search-attribute K=T]... [--headless] [--log-level L] ...
  *                                                                                 (real time)
  */
-import { DevServer, type DevServerOptions } from './server';
+import { DevServer, parseSearchAttributeType, type DevServerOptions } from './server';
 
 export const USAGE = `Usage:
   temporal-devserver <port> [--enable-time-skipping]
@@ -69,7 +69,7 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
   }
   let args = argv;
   if (args[0] === 'server' && args[1] === 'start-dev') args = args.slice(2);
-  else if (args.length > 0 && !args[0]!.startsWith('--')) {
+  else if (args.length > 0 && !args[0]!.startsWith('-')) {
     throw new UsageError(`unknown command ${JSON.stringify(args.join(' '))}`);
   }
   const options: DevServerOptions = { port: 7233, host: '127.0.0.1', timeSkipping: false, namespaces: [], searchAttributes: {} };
@@ -100,6 +100,11 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
         const spec = value();
         const at = spec.indexOf('=');
         if (at <= 0) throw new UsageError(`--search-attribute takes Name=Type, got ${JSON.stringify(spec)}`);
+        try {
+          parseSearchAttributeType(spec.slice(at + 1));
+        } catch (err) {
+          throw new UsageError(`--search-attribute ${spec}: ${(err as Error).message}`);
+        }
         options.searchAttributes![spec.slice(0, at)] = spec.slice(at + 1);
         break;
       }

@@ -321,7 +321,10 @@ export class Engine {
     if (current?.isRunning) {
       if (signal && conflict === C.WORKFLOW_ID_CONFLICT_POLICY_UNSPECIFIED) conflict = C.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING;
       if (conflict === C.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING) {
-        if (signal) current.signal(signal.name, signal.input, signal.header, req.identity ?? '', requestId);
+        if (signal) {
+          current.signal(signal.name, signal.input, signal.header, req.identity ?? '', requestId);
+          current.skipStartDelay();
+        }
         return { runId: current.runId, started: false, exec: current };
       }
       if (conflict === C.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING) {
@@ -449,7 +452,9 @@ export class Engine {
         ],
       };
       const mapped = mapping[eventType];
-      if (parentRun && mapped) parentRun.childClosed(parent.initiatedEventId, mapped[0], mapped[1]);
+      if (parentRun && mapped) {
+        parentRun.childClosed(parent.initiatedEventId, mapped[0], mapped[1], exec.runId);
+      }
     }
     if (exec.status === Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW) return;
     for (const child of [...exec.children.values()]) {

@@ -249,6 +249,11 @@ export class Execution {
     return this.status === Status.WORKFLOW_EXECUTION_STATUS_RUNNING;
   }
 
+  /** No workflow task was ever scheduled (still in the start delay): a worker cannot answer a query yet. */
+  get hadNoWorkflowTask(): boolean {
+    return this.startDelayPending;
+  }
+
   get execution(): IWorkflowExecution {
     return { workflowId: this.workflowId, runId: this.runId };
   }
@@ -344,16 +349,20 @@ export class Execution {
     if (signal) this.signal(signal.name, signal.input, signal.header, signal.identity, '');
     if (this.startDelayPending) {
       this.runTimers.push(
-        this.engine.clock.after(i.startDelayMs, () => {
-          this.startDelayPending = false;
-          this.scheduleWorkflowTask();
-        }),
+        this.engine.clock.after(i.startDelayMs, () => this.skipStartDelay()),
       );
     } else {
       this.scheduleWorkflowTask();
     }
     const runDeadline = this.runDeadline();
     if (runDeadline) this.runTimers.push(this.engine.clock.schedule(runDeadline, () => this.timeOut()));
+  }
+
+  /** Ends the start delay: at its timer, or early on SignalWithStart, as the real server does. */
+  skipStartDelay(): void {
+    if (!this.startDelayPending) return;
+    this.startDelayPending = false;
+    this.scheduleWorkflowTask();
   }
 
   private runDeadline(): number {
@@ -1103,9 +1112,11 @@ export class Execution {
       }
       retryState = decision.state;
     }
+    // The real server sets the cause of every activity timeout to the last retried failure
+    // (mutable_state_impl.go AddActivityTaskTimedOutEvent: `timeoutFailure.Cause = ai.RetryLastFailure`).
     const lastFailure = activity.lastFailure;
     this.closeActivity(activity, ET.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT, (startedEventId) => ({
-      failure: { ...failure, cause: timeoutType === TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE ? lastFailure ?? null : null },
+      failure: { ...failure, cause: lastFailure ?? null },
       scheduledEventId: activity.scheduledEventId,
       startedEventId,
       retryState,
@@ -1290,7 +1301,7 @@ export class Execution {
   }
 
   /** Called by the engine when a child's chain closes. */
-  childClosed(initiatedEventId: number, eventType: number, attributes: object): void {
+  childClosed(initiatedEventId: number, eventType: number, attributes: object, closedRunId?: string): void {
     const child = this.children.get(initiatedEventId);
     if (!child || !this.isRunning) return;
     this.children.delete(initiatedEventId);
@@ -1299,7 +1310,8 @@ export class Execution {
         ...attributes,
         namespace: child.namespace,
         namespaceId: this.engine.namespaceId(child.namespace),
-        workflowExecution: { workflowId: child.workflowId, runId: child.runId },
+        // The run that closed (the last of a continue-as-new chain), as the real server records it.
+        workflowExecution: { workflowId: child.workflowId, runId: closedRunId || child.runId },
         workflowType: { name: child.workflowType },
         initiatedEventId,
         startedEventId: child.startedEventId,

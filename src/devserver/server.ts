@@ -94,7 +94,7 @@ export class DevServer {
     const hostPart = host.includes(':') ? `[${host}]` : host;
     this.boundPort = await new Promise<number>((resolve, reject) => {
       server.bindAsync(`${hostPart}:${this.options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
-        err ? reject(err) : resolve(port),
+        err ? reject(new Error(`cannot listen on ${hostPart}:${this.options.port ?? 0}: ${err.message}`)) : resolve(port),
       );
     });
     this.server = server;

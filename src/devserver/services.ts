@@ -229,6 +229,12 @@ export function workflowServiceHandlers(engine: Engine): Handlers {
           !exec.isRunning &&
           exec.status !== enums.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_COMPLETED);
       if (rejected) return { queryRejected: { status: exec.status } };
+      // No task can carry the query yet: fail fast (real server: ErrWorkflowTaskNotScheduled).
+      if (exec.hadNoWorkflowTask) {
+        throw new RpcError(grpc.status.FAILED_PRECONDITION, 'Workflow task is not scheduled yet.', [
+          { typeName: 'temporal.api.errordetails.v1.WorkflowNotReadyFailure', value: {} },
+        ]);
+      }
       // A query nobody answers gives up before the caller's deadline, and after at most a minute.
       const abort = new AbortController();
       const onAbort = () => abort.abort();

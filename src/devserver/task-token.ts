@@ -26,7 +26,10 @@ export function decodeTaskToken(bytes: Uint8Array | null | undefined, expected: 
     !expected.includes(t.k) ||
     typeof t.ns !== 'string' ||
     typeof t.wid !== 'string' ||
-    typeof t.rid !== 'string'
+    typeof t.rid !== 'string' ||
+    (t.k === 'q'
+      ? typeof t.q !== 'string'
+      : !Number.isInteger((t as { s?: unknown }).s) || !Number.isInteger((t as { a?: unknown }).a))
   ) {
     throw invalidArgument('taskToken is malformed: it was not issued by this server for this kind of task');
   }

@@ -34,6 +34,10 @@ export class VirtualClock {
   readonly timeSkipping: boolean;
   private skewMs = 0;
   private lockCount = 0;
+  /** Locks held by outstanding work; counted apart so that a negative lockCount cannot cancel them out. */
+  private holdCount = 0;
+  /** UnlockTimeSkippingWithSleep calls in progress: each one unlocks once, as Java's does. */
+  private sleepCount = 0;
   private readonly heap: QueuedTimer[] = [];
   private seq = 0;
   private wallTimer: NodeJS.Timeout | undefined;
@@ -63,12 +67,20 @@ export class VirtualClock {
    */
   unlock(): void {
     this.lockCount--;
-    if (this.lockCount <= 0) this.schedulePump();
+    if (this.canSkip()) this.schedulePump();
+  }
+
+  /**
+   * Java's single count is lockCount + holds - sleeps, and it refuses to go below zero. Here the TestService
+   * count may go below zero (overlapping `result()` calls), but that surplus never releases outstanding work.
+   */
+  private canSkip(): boolean {
+    return this.timeSkipping && Math.max(0, this.lockCount) + this.holdCount - this.sleepCount <= 0;
   }
 
   /** Takes a lock on behalf of a piece of work, released exactly once. */
   hold(label: string): ClockLock {
-    this.lockCount++;
+    this.holdCount++;
     this.holders.set(label, (this.holders.get(label) ?? 0) + 1);
     let held = true;
     return {
@@ -78,7 +90,8 @@ export class VirtualClock {
         const left = (this.holders.get(label) ?? 1) - 1;
         if (left > 0) this.holders.set(label, left);
         else this.holders.delete(label);
-        this.unlock();
+        this.holdCount--;
+        if (this.canSkip()) this.schedulePump();
       },
     };
   }
@@ -120,7 +133,7 @@ export class VirtualClock {
       const finish = () => {
         if (done) return;
         done = true;
-        this.lock();
+        this.sleepCount--; // re-locks
         resolve();
       };
       const timer = this.after(ms, finish);
@@ -128,15 +141,25 @@ export class VirtualClock {
         timer.cancel();
         finish();
       });
-      this.unlock();
+      this.sleepCount++; // unlocks
+      if (this.canSkip()) this.schedulePump();
     });
   }
 
   /** What holds time still, for diagnostics. */
-  diagnostics(): { now: string; lockCount: number; holders: Record<string, number>; queuedTimers: number } {
+  diagnostics(): {
+    now: string;
+    lockCount: number;
+    holds: number;
+    sleeps: number;
+    holders: Record<string, number>;
+    queuedTimers: number;
+  } {
     return {
       now: new Date(this.now()).toISOString(),
       lockCount: this.lockCount,
+      holds: this.holdCount,
+      sleeps: this.sleepCount,
       holders: Object.fromEntries(this.holders),
       queuedTimers: this.heap.filter((t) => !t.cancelled).length,
     };
@@ -173,7 +196,7 @@ export class VirtualClock {
         }
         continue;
       }
-      if (this.timeSkipping && this.lockCount <= 0) {
+      if (this.canSkip()) {
         this.skewMs += head.at - now;
         continue;
       }
