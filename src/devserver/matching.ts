@@ -102,9 +102,18 @@ export class Matching {
   }
 
   /** Pollers seen on a queue recently, for DescribeTaskQueue. */
-  pollers(namespace: string, name: string, type: TaskQueueType): { identity: string; lastAccessTime: number }[] {
+  pollers(
+    namespace: string,
+    name: string,
+    type: TaskQueueType,
+  ): { identity: string; lastAccessTime: number }[] {
     const q = this.queue(namespace, name, type);
     return [...q.pollers].map(([identity, lastAccessTime]) => ({ identity, lastAccessTime }));
+  }
+
+  /** Polls waiting on a queue right now (diagnostics and tests). */
+  waitingPolls(namespace: string, name: string, type: TaskQueueType): number {
+    return this.queue(namespace, name, type).waiters.filter((w) => !w.done).length;
   }
 
   backlog(namespace: string, name: string, type: TaskQueueType): number {
