@@ -7,6 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import { Connection } from '@temporalio/client';
 import { temporal } from '@temporalio/proto';
+import { msToTs } from '@temporalio/common/lib/time';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { DevServer } from '../../src/devserver/server';
 import { eventTypes, uid } from './helpers';
@@ -40,9 +41,7 @@ async function start(taskQueue: string, options: { workflowTaskTimeoutMs?: numbe
     workflowType: { name: 'rawWorkflow' },
     taskQueue: { name: taskQueue },
     requestId: randomUUID(),
-    workflowTaskTimeout: options.workflowTaskTimeoutMs
-      ? { seconds: 0, nanos: options.workflowTaskTimeoutMs * 1e6 }
-      : undefined,
+    workflowTaskTimeout: options.workflowTaskTimeoutMs ? msToTs(options.workflowTaskTimeoutMs) : undefined,
   });
   return { workflowId, runId };
 }
