@@ -7,7 +7,13 @@ const deterministicFence = {
   patterns: [
     { group: ['node:*'], message: 'Deterministic code may not import Node builtins: do I/O in an activity.' },
     {
-      group: ['../activities/*', '../activities', '../devserver/*', '@temporalio/client', '@temporalio/worker'],
+      group: [
+        '../activities/*',
+        '../activities',
+        '../devserver/*',
+        '@temporalio/client',
+        '@temporalio/worker',
+      ],
       allowTypeImports: true,
       message: 'Deterministic code may import only types from activities; no clients or workers.',
     },
@@ -45,7 +51,14 @@ export default tseslint.config(
       '@typescript-eslint/no-unsafe-enum-comparison': 'off',
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['../workflows/*', '../activities/*', '../domain/*', '../config/*'], message: 'src/devserver imports nothing from the application.' }] },
+        {
+          patterns: [
+            {
+              group: ['../workflows/*', '../activities/*', '../domain/*', '../config/*'],
+              message: 'src/devserver imports nothing from the application.',
+            },
+          ],
+        },
       ],
     },
   },

@@ -7,6 +7,8 @@ export interface ActivityDependencies {
   log: (message: string) => void;
 }
 
-export function createActivities(_deps: ActivityDependencies): Record<string, (...args: never[]) => Promise<unknown>> {
+export function createActivities(
+  _deps: ActivityDependencies,
+): Record<string, (...args: never[]) => Promise<unknown>> {
   return {};
 }

@@ -60,7 +60,11 @@ function parsePort(value: string | undefined, what: string): number {
 export function parseCommandLine(argv: string[]): ParsedCommandLine {
   const notices: string[] = [];
   if (argv.length > 0 && /^\d+$/.test(argv[0]!)) {
-    const options: DevServerOptions = { port: parsePort(argv[0], 'the port'), timeSkipping: true, host: '127.0.0.1' };
+    const options: DevServerOptions = {
+      port: parsePort(argv[0], 'the port'),
+      timeSkipping: true,
+      host: '127.0.0.1',
+    };
     for (const arg of argv.slice(1)) {
       if (arg === '--enable-time-skipping') options.startUnlocked = true;
       else throw new UsageError(`unknown test-server argument ${JSON.stringify(arg)}`);
@@ -72,7 +76,13 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
   else if (args.length > 0 && !args[0]!.startsWith('-')) {
     throw new UsageError(`unknown command ${JSON.stringify(args.join(' '))}`);
   }
-  const options: DevServerOptions = { port: 7233, host: '127.0.0.1', timeSkipping: false, namespaces: [], searchAttributes: {} };
+  const options: DevServerOptions = {
+    port: 7233,
+    host: '127.0.0.1',
+    timeSkipping: false,
+    namespaces: [],
+    searchAttributes: {},
+  };
   for (let i = 0; i < args.length; i++) {
     const raw = args[i]!;
     const eq = raw.indexOf('=');
@@ -110,7 +120,9 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
       }
       case '--db-filename':
       case '-f':
-        notices.push(`--db-filename ${value()}: this server keeps state in memory only; nothing is written to disk`);
+        notices.push(
+          `--db-filename ${value()}: this server keeps state in memory only; nothing is written to disk`,
+        );
         break;
       case '--time-skipping':
         options.timeSkipping = true;
@@ -150,10 +162,13 @@ export async function main(argv: string[]): Promise<number> {
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    // A parent that goes away without killing us (closed stdin pipe) must not leave the server behind.
-    if (!process.stdin.isTTY) {
-      process.stdin.on('error', () => undefined);
-    }
+    // A parent that dies without killing us (a test runner killed with SIGKILL) must not leave the server
+    // behind: when we are re-parented, stop.
+    const parent = process.ppid;
+    const watch = setInterval(() => {
+      if (process.ppid !== parent) stop();
+    }, 500);
+    watch.unref();
   });
   await server.stop();
   return 0;

@@ -9,7 +9,16 @@ import { RpcError, invalidArgument, notFound } from './grpc-transport';
 import { Execution, Status, DEFAULT_WORKFLOW_TASK_TIMEOUT_MS, normalizeRetryPolicy } from './execution';
 import type { ChildState, PendingQuery, QueryOutcome, RunInit } from './execution';
 import { Matching } from './matching';
-import { enums, lookupType, lengthDelimited, msFromDuration, num, timestampFromMs, durationFromMs } from './proto';
+import {
+  enums,
+  lookupType,
+  appendField,
+  fieldHeader,
+  msFromDuration,
+  num,
+  timestampFromMs,
+  durationFromMs,
+} from './proto';
 import { long } from './proto';
 import type { temporal, google } from './proto';
 import type { VirtualClock } from './virtual-clock';
@@ -75,14 +84,17 @@ const STATUS_NAMES: Record<number, string> = {
   [Status.WORKFLOW_EXECUTION_STATUS_TIMED_OUT]: 'TimedOut',
 };
 
-const pollWorkflowTaskResponseType = lookupType('temporal.api.workflowservice.v1.PollWorkflowTaskQueueResponse');
+const pollWorkflowTaskResponseType = lookupType(
+  'temporal.api.workflowservice.v1.PollWorkflowTaskQueueResponse',
+);
 const historyResponseType = lookupType('temporal.api.workflowservice.v1.GetWorkflowExecutionHistoryResponse');
 const POLL_HISTORY_FIELD = pollWorkflowTaskResponseType.fields['history']!.id;
 const RESPONSE_HISTORY_FIELD = historyResponseType.fields['history']!.id;
 
 function requireString(value: string | null | undefined, field: string): string {
   if (!value) throw invalidArgument(`${field} is not set`);
-  if (value.length > MAX_ID_LENGTH) throw invalidArgument(`${field} is longer than ${MAX_ID_LENGTH} characters`);
+  if (value.length > MAX_ID_LENGTH)
+    throw invalidArgument(`${field} is longer than ${MAX_ID_LENGTH} characters`);
   return value;
 }
 
@@ -93,7 +105,10 @@ function nonNegativeDuration(d: google.protobuf.IDuration | null | undefined, fi
 }
 
 /** Decodes a search-attribute payload (json/plain) into a comparable value. */
-export function decodeSearchAttribute(payload: IPayload | undefined, type: SearchAttributeType | undefined): VisibilityValue {
+export function decodeSearchAttribute(
+  payload: IPayload | undefined,
+  type: SearchAttributeType | undefined,
+): VisibilityValue {
   if (!payload?.data || payload.data.length === 0) return undefined;
   let value: unknown;
   try {
@@ -133,7 +148,10 @@ export class Engine {
   // Namespaces and search attributes
   // ---------------------------------------------------------------------------------------------------
 
-  registerNamespace(name: string, options: { description?: string; ownerEmail?: string; retentionMs?: number } = {}): NamespaceState {
+  registerNamespace(
+    name: string,
+    options: { description?: string; ownerEmail?: string; retentionMs?: number } = {},
+  ): NamespaceState {
     requireString(name, 'namespace');
     if (this.namespaces.has(name)) {
       throw new RpcError(grpc.status.ALREADY_EXISTS, `Namespace ${name} already exists`);
@@ -177,13 +195,18 @@ export class Engine {
 
   addSearchAttributes(ns: NamespaceState, attributes: Record<string, number>): void {
     for (const [name, type] of Object.entries(attributes)) {
-      if (!SEARCH_ATTRIBUTE_TYPE_NAMES[type]) throw invalidArgument(`search attribute ${name} has an unknown type ${type}`);
-      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw invalidArgument(`search attribute name ${JSON.stringify(name)} is not valid`);
+      if (!SEARCH_ATTRIBUTE_TYPE_NAMES[type])
+        throw invalidArgument(`search attribute ${name} has an unknown type ${type}`);
+      if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name))
+        throw invalidArgument(`search attribute name ${JSON.stringify(name)} is not valid`);
       if (SYSTEM_SEARCH_ATTRIBUTES[name] || SETTABLE_SYSTEM_ATTRIBUTES[name])
         throw invalidArgument(`search attribute ${name} is reserved by the system`);
       const existing = ns.searchAttributes.get(name);
       if (existing !== undefined && existing !== type)
-        throw new RpcError(grpc.status.ALREADY_EXISTS, `search attribute ${name} already exists with another type`);
+        throw new RpcError(
+          grpc.status.ALREADY_EXISTS,
+          `search attribute ${name} already exists with another type`,
+        );
       ns.searchAttributes.set(name, type);
     }
   }
@@ -239,11 +262,17 @@ export class Engine {
   }
 
   /** Finds the run a workflow-scoped call addresses, following `firstExecutionRunId` when given. */
-  runForChain(ns: NamespaceState, execution: IWorkflowExecution | null | undefined, firstExecutionRunId: string): Execution {
+  runForChain(
+    ns: NamespaceState,
+    execution: IWorkflowExecution | null | undefined,
+    firstExecutionRunId: string,
+  ): Execution {
     if (!execution?.runId && firstExecutionRunId) {
       const run = this.run(ns, execution);
       if (run.firstExecutionRunId !== firstExecutionRunId) {
-        throw notFound(`workflow execution not found: no run of "${run.workflowId}" started from run ${firstExecutionRunId}`);
+        throw notFound(
+          `workflow execution not found: no run of "${run.workflowId}" started from run ${firstExecutionRunId}`,
+        );
       }
       return run;
     }
@@ -271,9 +300,14 @@ export class Engine {
     ] as number[];
     if (
       policy === P.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE ||
-      (policy === P.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY && !failedLike.includes(previous.status))
+      (policy === P.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE_FAILED_ONLY &&
+        !failedLike.includes(previous.status))
     ) {
-      throw this.alreadyStarted(previous, requestId, 'Workflow execution already finished and the workflow ID reuse policy forbids a new run');
+      throw this.alreadyStarted(
+        previous,
+        requestId,
+        'Workflow execution already finished and the workflow ID reuse policy forbids a new run',
+      );
     }
   }
 
@@ -289,7 +323,11 @@ export class Engine {
   /** StartWorkflowExecution and the start half of SignalWithStartWorkflowExecution. */
   startWorkflow(
     req: temporal.api.workflowservice.v1.IStartWorkflowExecutionRequest,
-    signal?: { name: string; input: temporal.api.common.v1.IPayloads | null | undefined; header: temporal.api.common.v1.IHeader | null | undefined },
+    signal?: {
+      name: string;
+      input: temporal.api.common.v1.IPayloads | null | undefined;
+      header: temporal.api.common.v1.IHeader | null | undefined;
+    },
   ): { runId: string; started: boolean; exec: Execution } {
     const ns = this.namespace(req.namespace);
     const workflowId = requireString(req.workflowId, 'workflowId');
@@ -314,12 +352,15 @@ export class Engine {
     let reuse = req.workflowIdReusePolicy ?? enums.WorkflowIdReusePolicy.WORKFLOW_ID_REUSE_POLICY_UNSPECIFIED;
     if (reuse === enums.WorkflowIdReusePolicy.WORKFLOW_ID_REUSE_POLICY_TERMINATE_IF_RUNNING) {
       if (conflict !== C.WORKFLOW_ID_CONFLICT_POLICY_UNSPECIFIED)
-        throw invalidArgument('workflowIdReusePolicy TERMINATE_IF_RUNNING cannot be combined with a workflowIdConflictPolicy');
+        throw invalidArgument(
+          'workflowIdReusePolicy TERMINATE_IF_RUNNING cannot be combined with a workflowIdConflictPolicy',
+        );
       conflict = C.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING;
       reuse = enums.WorkflowIdReusePolicy.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE;
     }
     if (current?.isRunning) {
-      if (signal && conflict === C.WORKFLOW_ID_CONFLICT_POLICY_UNSPECIFIED) conflict = C.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING;
+      if (signal && conflict === C.WORKFLOW_ID_CONFLICT_POLICY_UNSPECIFIED)
+        conflict = C.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING;
       if (conflict === C.WORKFLOW_ID_CONFLICT_POLICY_USE_EXISTING) {
         if (signal) {
           current.signal(signal.name, signal.input, signal.header, req.identity ?? '', requestId);
@@ -328,7 +369,11 @@ export class Engine {
         return { runId: current.runId, started: false, exec: current };
       }
       if (conflict === C.WORKFLOW_ID_CONFLICT_POLICY_TERMINATE_EXISTING) {
-        current.terminate('terminated by a new start of the same workflow ID (conflict policy TERMINATE_EXISTING)', null, req.identity ?? '');
+        current.terminate(
+          'terminated by a new start of the same workflow ID (conflict policy TERMINATE_EXISTING)',
+          null,
+          req.identity ?? '',
+        );
       } else {
         throw this.alreadyStarted(current, requestId, 'Workflow execution is already running');
       }
@@ -384,14 +429,19 @@ export class Engine {
   ): { ok: true; runId: string; afterParentNotified: () => void } | { ok: false; cause: number } {
     const ns = this.namespaces.get(child.namespace);
     const Cause = enums.StartChildWorkflowExecutionFailedCause;
-    if (!ns) return { ok: false, cause: Cause.START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_NAMESPACE_NOT_FOUND };
+    if (!ns)
+      return { ok: false, cause: Cause.START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_NAMESPACE_NOT_FOUND };
     const current = this.currentRun(ns, child.workflowId);
-    if (current?.isRunning) return { ok: false, cause: Cause.START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_WORKFLOW_ALREADY_EXISTS };
+    if (current?.isRunning)
+      return { ok: false, cause: Cause.START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_WORKFLOW_ALREADY_EXISTS };
     if (current) {
       try {
         this.checkReusePolicy(current, a.workflowIdReusePolicy ?? 0, '');
       } catch {
-        return { ok: false, cause: Cause.START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_WORKFLOW_ALREADY_EXISTS };
+        return {
+          ok: false,
+          cause: Cause.START_CHILD_WORKFLOW_EXECUTION_FAILED_CAUSE_WORKFLOW_ALREADY_EXISTS,
+        };
       }
     }
     const runId = randomUUID();
@@ -410,7 +460,10 @@ export class Engine {
       runTimeoutMs,
       executionTimeoutMs,
       executionExpirationTime: executionTimeoutMs ? this.clock.now() + executionTimeoutMs : 0,
-      workflowTaskTimeoutMs: Math.min(msFromDuration(a.workflowTaskTimeout) || DEFAULT_WORKFLOW_TASK_TIMEOUT_MS, 120_000),
+      workflowTaskTimeoutMs: Math.min(
+        msFromDuration(a.workflowTaskTimeout) || DEFAULT_WORKFLOW_TASK_TIMEOUT_MS,
+        120_000,
+      ),
       retryPolicy: a.retryPolicy,
       cronSchedule: '',
       identity: '',
@@ -439,13 +492,22 @@ export class Engine {
       const parentNs = this.namespaces.get(parent.namespace);
       const parentRun = parentNs?.runs.get(parent.runId);
       const mapping: Record<number, [number, object]> = {
-        [ET.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED]: [ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED, { result: a['result'] ?? null }],
+        [ET.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED]: [
+          ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_COMPLETED,
+          { result: a['result'] ?? null },
+        ],
         [ET.EVENT_TYPE_WORKFLOW_EXECUTION_FAILED]: [
           ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_FAILED,
           { failure: a['failure'] ?? null, retryState: a['retryState'] ?? 0 },
         ],
-        [ET.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED]: [ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED, { details: a['details'] ?? null }],
-        [ET.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED]: [ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED, {}],
+        [ET.EVENT_TYPE_WORKFLOW_EXECUTION_CANCELED]: [
+          ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_CANCELED,
+          { details: a['details'] ?? null },
+        ],
+        [ET.EVENT_TYPE_WORKFLOW_EXECUTION_TERMINATED]: [
+          ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TERMINATED,
+          {},
+        ],
         [ET.EVENT_TYPE_WORKFLOW_EXECUTION_TIMED_OUT]: [
           ET.EVENT_TYPE_CHILD_WORKFLOW_EXECUTION_TIMED_OUT,
           { retryState: a['retryState'] ?? 0 },
@@ -479,18 +541,39 @@ export class Engine {
   ): boolean {
     const run = this.externalTarget(namespace, target, source, a.childWorkflowOnly ?? false);
     if (!run) return false;
-    run.signal(a.signalName ?? '', a.input, a.header, '', `${source.runId}:${initiatedEventId}`, source.execution);
+    run.signal(
+      a.signalName ?? '',
+      a.input,
+      a.header,
+      '',
+      `${source.runId}:${initiatedEventId}`,
+      source.execution,
+    );
     return true;
   }
 
-  deliverExternalCancel(namespace: string, target: IWorkflowExecution, reason: string, source: Execution, initiatedEventId: number): boolean {
+  deliverExternalCancel(
+    namespace: string,
+    target: IWorkflowExecution,
+    reason: string,
+    source: Execution,
+    initiatedEventId: number,
+  ): boolean {
     const run = this.externalTarget(namespace, target, source, false);
     if (!run) return false;
-    run.requestCancel(reason, '', `${source.runId}:${initiatedEventId}`, { initiatedEventId, execution: source.execution });
+    run.requestCancel(reason, '', `${source.runId}:${initiatedEventId}`, {
+      initiatedEventId,
+      execution: source.execution,
+    });
     return true;
   }
 
-  private externalTarget(namespace: string, target: IWorkflowExecution, source: Execution, childOnly: boolean): Execution | undefined {
+  private externalTarget(
+    namespace: string,
+    target: IWorkflowExecution,
+    source: Execution,
+    childOnly: boolean,
+  ): Execution | undefined {
     const ns = this.namespaces.get(namespace);
     if (!ns) return undefined;
     const run = target.runId ? ns.runs.get(target.runId) : this.currentRun(ns, target.workflowId ?? '');
@@ -504,9 +587,12 @@ export class Engine {
   // ---------------------------------------------------------------------------------------------------
 
   /** Encodes a PollWorkflowTaskQueueResponse with the run's full history, from pre-encoded events. */
-  encodeWorkflowTask(exec: Execution, response: temporal.api.workflowservice.v1.IPollWorkflowTaskQueueResponse): Buffer {
+  encodeWorkflowTask(
+    exec: Execution,
+    response: temporal.api.workflowservice.v1.IPollWorkflowTaskQueueResponse,
+  ): Buffer {
     const head = pollWorkflowTaskResponseType.encode(response).finish();
-    return Buffer.concat([head, lengthDelimited(POLL_HISTORY_FIELD, exec.history.encodedRange())]);
+    return appendField(head, POLL_HISTORY_FIELD, exec.history.encodedRange());
   }
 
   registerQueryTask(exec: Execution, query: PendingQuery): void {
@@ -518,13 +604,20 @@ export class Engine {
     };
   }
 
-  completeQueryTask(queryId: string, req: temporal.api.workflowservice.v1.IRespondQueryTaskCompletedRequest): void {
+  completeQueryTask(
+    queryId: string,
+    req: temporal.api.workflowservice.v1.IRespondQueryTaskCompletedRequest,
+  ): void {
     const entry = this.queryTasks.get(queryId);
     if (!entry) throw notFound('query task not found: the query was already answered or its caller gave up');
     if (req.completedType === enums.QueryResultType.QUERY_RESULT_TYPE_ANSWERED) {
       entry.query.resolve({ kind: 'answered', result: req.queryResult });
     } else {
-      entry.query.resolve({ kind: 'failed', message: req.errorMessage || 'query failed', failure: req.failure });
+      entry.query.resolve({
+        kind: 'failed',
+        message: req.errorMessage || 'query failed',
+        failure: req.failure,
+      });
     }
   }
 
@@ -532,23 +625,30 @@ export class Engine {
   // History reads
   // ---------------------------------------------------------------------------------------------------
 
-  async getHistory(req: temporal.api.workflowservice.v1.IGetWorkflowExecutionHistoryRequest, deadline: number, signal: AbortSignal): Promise<Buffer> {
+  async getHistory(
+    req: temporal.api.workflowservice.v1.IGetWorkflowExecutionHistoryRequest,
+    deadline: number,
+    signal: AbortSignal,
+  ): Promise<Buffer> {
     const ns = this.namespace(req.namespace);
     const exec = this.run(ns, req.execution);
-    const closeOnly = req.historyEventFilterType === enums.HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT;
+    const closeOnly =
+      req.historyEventFilterType === enums.HistoryEventFilterType.HISTORY_EVENT_FILTER_TYPE_CLOSE_EVENT;
     let from = 1;
     if (req.nextPageToken && req.nextPageToken.length > 0) {
       const token = this.decodePageToken(req.nextPageToken);
       if (token.rid !== exec.runId) throw invalidArgument('nextPageToken belongs to another run');
       from = token.next;
     }
-    const pageSize = req.maximumPageSize && req.maximumPageSize > 0 ? req.maximumPageSize : DEFAULT_HISTORY_PAGE;
+    const pageSize =
+      req.maximumPageSize && req.maximumPageSize > 0 ? req.maximumPageSize : DEFAULT_HISTORY_PAGE;
     const ready = () => (closeOnly ? !exec.isRunning : exec.history.length >= from || !exec.isRunning);
     if (req.waitNewEvent && !ready()) {
       await this.waitForHistory(exec, ready, deadline, signal);
     }
     if (closeOnly) {
-      if (exec.isRunning) return this.encodeHistoryResponse(exec, 1, 0, { rid: exec.runId, next: exec.history.nextEventId });
+      if (exec.isRunning)
+        return this.encodeHistoryResponse(exec, 1, 0, { rid: exec.runId, next: exec.history.nextEventId });
       const last = exec.history.length;
       return this.encodeHistoryResponse(exec, last, last, undefined);
     }
@@ -557,7 +657,12 @@ export class Engine {
     return this.encodeHistoryResponse(exec, from, to, more ? { rid: exec.runId, next: to + 1 } : undefined);
   }
 
-  private waitForHistory(exec: Execution, ready: () => boolean, deadline: number, signal: AbortSignal): Promise<void> {
+  private waitForHistory(
+    exec: Execution,
+    ready: () => boolean,
+    deadline: number,
+    signal: AbortSignal,
+  ): Promise<void> {
     return new Promise((resolve) => {
       const finish = () => {
         clearTimeout(timer);
@@ -577,19 +682,25 @@ export class Engine {
   private decodePageToken(bytes: Uint8Array): { rid: string; next: number } {
     try {
       const t = JSON.parse(Buffer.from(bytes).toString('utf8')) as { rid?: unknown; next?: unknown };
-      if (typeof t.rid === 'string' && typeof t.next === 'number' && t.next >= 1) return { rid: t.rid, next: t.next };
+      if (typeof t.rid === 'string' && typeof t.next === 'number' && t.next >= 1)
+        return { rid: t.rid, next: t.next };
     } catch {
       // fall through
     }
     throw invalidArgument('nextPageToken is malformed');
   }
 
-  private encodeHistoryResponse(exec: Execution, from: number, to: number, next: { rid: string; next: number } | undefined): Buffer {
+  private encodeHistoryResponse(
+    exec: Execution,
+    from: number,
+    to: number,
+    next: { rid: string; next: number } | undefined,
+  ): Buffer {
     const head = historyResponseType
       .encode({ nextPageToken: next ? Buffer.from(JSON.stringify(next)) : Buffer.alloc(0), archived: false })
       .finish();
     const events = to >= from ? exec.history.encodedRange(from, to) : Buffer.alloc(0);
-    return Buffer.concat([head, lengthDelimited(RESPONSE_HISTORY_FIELD, events)]);
+    return Buffer.concat([head, fieldHeader(RESPONSE_HISTORY_FIELD, events.length), events]);
   }
 
   // ---------------------------------------------------------------------------------------------------

@@ -49,12 +49,16 @@ export interface NormalizedRetryPolicy {
   nonRetryableErrorTypes: string[];
 }
 
-export function normalizeRetryPolicy(policy: IRetryPolicy | null | undefined, what: string): NormalizedRetryPolicy {
+export function normalizeRetryPolicy(
+  policy: IRetryPolicy | null | undefined,
+  what: string,
+): NormalizedRetryPolicy {
   const initialIntervalMs = msFromDuration(policy?.initialInterval) || 1000;
   const backoffCoefficient = policy?.backoffCoefficient || 2;
   const maximumIntervalMs = msFromDuration(policy?.maximumInterval) || 100 * initialIntervalMs;
   const maximumAttempts = policy?.maximumAttempts ?? 0;
-  if (backoffCoefficient < 1) throw invalidArgument(`${what}.retryPolicy.backoffCoefficient cannot be less than 1`);
+  if (backoffCoefficient < 1)
+    throw invalidArgument(`${what}.retryPolicy.backoffCoefficient cannot be less than 1`);
   if (maximumIntervalMs < initialIntervalMs)
     throw invalidArgument(`${what}.retryPolicy.maximumInterval cannot be less than its initialInterval`);
   if (maximumAttempts < 0) throw invalidArgument(`${what}.retryPolicy.maximumAttempts cannot be negative`);
@@ -128,7 +132,9 @@ export interface ActivityState {
   lastFailure: IFailure | null | undefined;
   cancelRequestedEventId: number;
   lock?: ClockLock;
-  timers: Partial<Record<'scheduleToClose' | 'scheduleToStart' | 'startToClose' | 'heartbeat' | 'retry', ClockTimer>>;
+  timers: Partial<
+    Record<'scheduleToClose' | 'scheduleToStart' | 'startToClose' | 'heartbeat' | 'retry', ClockTimer>
+  >;
 }
 
 export interface ChildState {
@@ -314,7 +320,12 @@ export class Execution {
   // ---------------------------------------------------------------------------------------------------
 
   /** Writes WorkflowExecutionStarted (and an optional signal), then the first workflow task. */
-  start(signal?: { name: string; input: IPayloads | null | undefined; header: IHeader | null | undefined; identity: string }) {
+  start(signal?: {
+    name: string;
+    input: IPayloads | null | undefined;
+    header: IHeader | null | undefined;
+    identity: string;
+  }) {
     const i = this.init;
     this.append(ET.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED, {
       workflowType: { name: i.workflowType },
@@ -336,11 +347,15 @@ export class Execution {
       firstExecutionRunId: this.firstExecutionRunId,
       retryPolicy: i.retryPolicy ?? null,
       attempt: i.attempt,
-      workflowExecutionExpirationTime: i.executionExpirationTime ? timestampFromMs(i.executionExpirationTime) : null,
+      workflowExecutionExpirationTime: i.executionExpirationTime
+        ? timestampFromMs(i.executionExpirationTime)
+        : null,
       cronSchedule: i.cronSchedule,
       firstWorkflowTaskBackoff: i.startDelayMs ? durationFromMs(i.startDelayMs) : null,
       memo: Object.keys(this.memo).length ? { fields: this.memo } : null,
-      searchAttributes: Object.keys(this.searchAttributes).length ? { indexedFields: this.searchAttributes } : null,
+      searchAttributes: Object.keys(this.searchAttributes).length
+        ? { indexedFields: this.searchAttributes }
+        : null,
       header: i.header ?? null,
       workflowId: this.workflowId,
       rootWorkflowExecution: i.root,
@@ -348,9 +363,7 @@ export class Execution {
     });
     if (signal) this.signal(signal.name, signal.input, signal.header, signal.identity, '');
     if (this.startDelayPending) {
-      this.runTimers.push(
-        this.engine.clock.after(i.startDelayMs, () => this.skipStartDelay()),
-      );
+      this.runTimers.push(this.engine.clock.after(i.startDelayMs, () => this.skipStartDelay()));
     } else {
       this.scheduleWorkflowTask();
     }
@@ -367,7 +380,8 @@ export class Execution {
 
   private runDeadline(): number {
     const candidates: number[] = [];
-    if (this.init.runTimeoutMs) candidates.push(this.startTime + this.init.startDelayMs + this.init.runTimeoutMs);
+    if (this.init.runTimeoutMs)
+      candidates.push(this.startTime + this.init.startDelayMs + this.init.runTimeoutMs);
     if (this.init.executionExpirationTime) candidates.push(this.init.executionExpirationTime);
     return candidates.length ? Math.min(...candidates) : 0;
   }
@@ -395,11 +409,16 @@ export class Execution {
       queries: [],
     };
     this.wft = wft;
-    const task: Task<PollWorkflowTaskResponse> = { dispatch: (poller) => this.startWorkflowTask(wft, poller) };
+    const task: Task<PollWorkflowTaskResponse> = {
+      dispatch: (poller) => this.startWorkflowTask(wft, poller),
+    };
     this.engine.matching.addTask(this.ns.name, this.taskQueue, 'workflow', task);
   }
 
-  private startWorkflowTask(wft: WorkflowTaskState, poller: PollerInfo): PollWorkflowTaskResponse | undefined {
+  private startWorkflowTask(
+    wft: WorkflowTaskState,
+    poller: PollerInfo,
+  ): PollWorkflowTaskResponse | undefined {
     if (this.wft !== wft || wft.state !== 'scheduled' || !this.isRunning) return undefined;
     const requestId = randomUUID();
     wft.startedEventId = this.append(ET.EVENT_TYPE_WORKFLOW_TASK_STARTED, {
@@ -440,7 +459,12 @@ export class Execution {
   private currentStartedTask(scheduledEventId: number, attempt: number): WorkflowTaskState {
     const wft = this.wft;
     if (!this.isRunning) throw notFound('workflow execution already completed');
-    if (!wft || wft.state !== 'started' || wft.scheduledEventId !== scheduledEventId || wft.attempt !== attempt) {
+    if (
+      !wft ||
+      wft.state !== 'started' ||
+      wft.scheduledEventId !== scheduledEventId ||
+      wft.attempt !== attempt
+    ) {
       throw notFound('workflow task not found: it was already completed, failed or timed out');
     }
     return wft;
@@ -526,7 +550,13 @@ export class Execution {
     }
     const problem = this.validateCommands(commands);
     if (problem) {
-      this.failStartedWorkflowTask(wft, problem.cause, { message: problem.message, source: 'Server' }, identity, wft.attempt + 1);
+      this.failStartedWorkflowTask(
+        wft,
+        problem.cause,
+        { message: problem.message, source: 'Server' },
+        identity,
+        wft.attempt + 1,
+      );
       throw invalidArgument(problem.message);
     }
 
@@ -572,15 +602,23 @@ export class Execution {
       switch (c.commandType) {
         case CT.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK: {
           const a = c.scheduleActivityTaskCommandAttributes;
-          const bad = (message: string) => ({ cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES, message });
+          const bad = (message: string) => ({
+            cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SCHEDULE_ACTIVITY_ATTRIBUTES,
+            message,
+          });
           if (!a) return bad('ScheduleActivityTaskCommandAttributes is not set on the command');
           if (!a.activityId) return bad('ActivityId is not set on ScheduleActivityTaskCommand');
           if (!a.activityType?.name) return bad('ActivityType is not set on ScheduleActivityTaskCommand');
           if (this.activityIds.has(a.activityId) || newActivities.has(a.activityId))
-            return { cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_SCHEDULE_ACTIVITY_DUPLICATE_ID, message: `Activity ID ${a.activityId} is already in use` };
+            return {
+              cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_SCHEDULE_ACTIVITY_DUPLICATE_ID,
+              message: `Activity ID ${a.activityId} is already in use`,
+            };
           newActivities.add(a.activityId);
           if (!msFromDuration(a.startToCloseTimeout) && !msFromDuration(a.scheduleToCloseTimeout))
-            return bad('A valid StartToClose or ScheduleToCloseTimeout is not set on ScheduleActivityTaskCommand');
+            return bad(
+              'A valid StartToClose or ScheduleToCloseTimeout is not set on ScheduleActivityTaskCommand',
+            );
           try {
             normalizeRetryPolicy(a.retryPolicy, 'ScheduleActivityTaskCommand');
           } catch (err) {
@@ -599,26 +637,44 @@ export class Execution {
         }
         case CT.COMMAND_TYPE_START_TIMER: {
           const a = c.startTimerCommandAttributes;
-          if (!a?.timerId) return { cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES, message: 'TimerId is not set on StartTimerCommand' };
+          if (!a?.timerId)
+            return {
+              cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES,
+              message: 'TimerId is not set on StartTimerCommand',
+            };
           if (this.timers.has(a.timerId) || newTimers.has(a.timerId))
-            return { cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID, message: `Timer ID ${a.timerId} is already in use` };
+            return {
+              cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_START_TIMER_DUPLICATE_ID,
+              message: `Timer ID ${a.timerId} is already in use`,
+            };
           newTimers.add(a.timerId);
           if (msFromDuration(a.startToFireTimeout) <= 0)
-            return { cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES, message: 'StartToFireTimeout must be positive on StartTimerCommand' };
+            return {
+              cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_TIMER_ATTRIBUTES,
+              message: 'StartToFireTimeout must be positive on StartTimerCommand',
+            };
           break;
         }
         case CT.COMMAND_TYPE_CANCEL_TIMER: {
           const id = c.cancelTimerCommandAttributes?.timerId ?? '';
           if (!this.timers.has(id) && !newTimers.has(id))
-            return { cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES, message: `no pending timer with id ${id}` };
+            return {
+              cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CANCEL_TIMER_ATTRIBUTES,
+              message: `no pending timer with id ${id}`,
+            };
           break;
         }
         case CT.COMMAND_TYPE_START_CHILD_WORKFLOW_EXECUTION: {
           const a = c.startChildWorkflowExecutionCommandAttributes;
-          const bad = (message: string) => ({ cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_CHILD_EXECUTION_ATTRIBUTES, message });
+          const bad = (message: string) => ({
+            cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_START_CHILD_EXECUTION_ATTRIBUTES,
+            message,
+          });
           if (!a?.workflowId) return bad('WorkflowId is not set on StartChildWorkflowExecutionCommand');
-          if (!a.workflowType?.name) return bad('WorkflowType is not set on StartChildWorkflowExecutionCommand');
-          if (a.namespace && !this.engine.hasNamespace(a.namespace)) return bad(`Namespace ${a.namespace} is not found`);
+          if (!a.workflowType?.name)
+            return bad('WorkflowType is not set on StartChildWorkflowExecutionCommand');
+          if (a.namespace && !this.engine.hasNamespace(a.namespace))
+            return bad(`Namespace ${a.namespace} is not found`);
           break;
         }
         case CT.COMMAND_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION: {
@@ -634,22 +690,30 @@ export class Execution {
           const a = c.requestCancelExternalWorkflowExecutionCommandAttributes;
           if (!a?.workflowId)
             return {
-              cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
+              cause:
+                Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_ATTRIBUTES,
               message: 'WorkflowId is not set on RequestCancelExternalWorkflowExecutionCommand',
             };
           break;
         }
         case CT.COMMAND_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: {
-          const fields = c.upsertWorkflowSearchAttributesCommandAttributes?.searchAttributes?.indexedFields ?? {};
+          const fields =
+            c.upsertWorkflowSearchAttributesCommandAttributes?.searchAttributes?.indexedFields ?? {};
           const problem = this.engine.checkSearchAttributes(this.ns, fields);
-          if (problem) return { cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES, message: problem };
+          if (problem)
+            return { cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES, message: problem };
           break;
         }
         case CT.COMMAND_TYPE_CONTINUE_AS_NEW_WORKFLOW_EXECUTION: {
           const a = c.continueAsNewWorkflowExecutionCommandAttributes;
-          if (!a) return { cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CONTINUE_AS_NEW_ATTRIBUTES, message: 'ContinueAsNew attributes are not set' };
+          if (!a)
+            return {
+              cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_CONTINUE_AS_NEW_ATTRIBUTES,
+              message: 'ContinueAsNew attributes are not set',
+            };
           const problem = this.engine.checkSearchAttributes(this.ns, a.searchAttributes?.indexedFields ?? {});
-          if (problem) return { cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES, message: problem };
+          if (problem)
+            return { cause: Cause.WORKFLOW_TASK_FAILED_CAUSE_BAD_SEARCH_ATTRIBUTES, message: problem };
           break;
         }
         case CT.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION:
@@ -675,7 +739,10 @@ export class Execution {
         this.scheduleActivity(c.scheduleActivityTaskCommandAttributes!, completedId);
         return false;
       case CT.COMMAND_TYPE_REQUEST_CANCEL_ACTIVITY_TASK:
-        return this.requestCancelActivity(num(c.requestCancelActivityTaskCommandAttributes!.scheduledEventId), completedId);
+        return this.requestCancelActivity(
+          num(c.requestCancelActivityTaskCommandAttributes!.scheduledEventId),
+          completedId,
+        );
       case CT.COMMAND_TYPE_START_TIMER:
         this.startTimer(c.startTimerCommandAttributes!, completedId);
         return false;
@@ -704,7 +771,8 @@ export class Execution {
         return false;
       }
       case CT.COMMAND_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES: {
-        const fields = c.upsertWorkflowSearchAttributesCommandAttributes?.searchAttributes?.indexedFields ?? {};
+        const fields =
+          c.upsertWorkflowSearchAttributesCommandAttributes?.searchAttributes?.indexedFields ?? {};
         this.mergeSearchAttributes(fields);
         this.append(ET.EVENT_TYPE_UPSERT_WORKFLOW_SEARCH_ATTRIBUTES, {
           workflowTaskCompletedEventId: completedId,
@@ -796,7 +864,10 @@ export class Execution {
   // Activities
   // ---------------------------------------------------------------------------------------------------
 
-  private scheduleActivity(a: temporal.api.command.v1.IScheduleActivityTaskCommandAttributes, completedId: number): void {
+  private scheduleActivity(
+    a: temporal.api.command.v1.IScheduleActivityTaskCommandAttributes,
+    completedId: number,
+  ): void {
     const runTimeoutMs = this.init.runTimeoutMs;
     let scheduleToCloseMs = msFromDuration(a.scheduleToCloseTimeout);
     if (scheduleToCloseMs <= 0) scheduleToCloseMs = runTimeoutMs;
@@ -882,7 +953,11 @@ export class Execution {
     this.engine.matching.addTask(this.ns.name, activity.taskQueue, 'activity', task);
   }
 
-  private startActivity(activity: ActivityState, attempt: number, poller: PollerInfo): PollActivityTaskResponse | undefined {
+  private startActivity(
+    activity: ActivityState,
+    attempt: number,
+    poller: PollerInfo,
+  ): PollActivityTaskResponse | undefined {
     if (
       !this.isRunning ||
       this.activities.get(activity.scheduledEventId) !== activity ||
@@ -945,7 +1020,9 @@ export class Execution {
     if (!this.isRunning) throw notFound('workflow execution already completed');
     const activity = this.activities.get(scheduledEventId);
     if (!activity || activity.attempt !== attempt || activity.state !== 'started') {
-      throw notFound('activity task not found: it was completed, cancelled or timed out, or a later attempt runs');
+      throw notFound(
+        'activity task not found: it was completed, cancelled or timed out, or a later attempt runs',
+      );
     }
     return activity;
   }
@@ -983,7 +1060,11 @@ export class Execution {
   }
 
   /** Writes ActivityTaskStarted (at close, with the final attempt) followed by the closing event. */
-  private closeActivity(activity: ActivityState, eventType: number, attributes: (startedEventId: number) => object): void {
+  private closeActivity(
+    activity: ActivityState,
+    eventType: number,
+    attributes: (startedEventId: number) => object,
+  ): void {
     const wasStarted = activity.state === 'started';
     this.removeActivity(activity);
     let startedEventId = 0;
@@ -1040,7 +1121,11 @@ export class Execution {
     }));
   }
 
-  cancelActivityConfirmed(activity: ActivityState, details: IPayloads | null | undefined, identity: string): void {
+  cancelActivityConfirmed(
+    activity: ActivityState,
+    details: IPayloads | null | undefined,
+    identity: string,
+  ): void {
     activity.identity = identity || activity.identity;
     this.closeActivity(activity, ET.EVENT_TYPE_ACTIVITY_TASK_CANCELED, (startedEventId) => ({
       details: details ?? null,
@@ -1056,7 +1141,8 @@ export class Execution {
     failure: IFailure | null | undefined,
   ): { retry: true; delayMs: number } | { retry: false; state: number } {
     const policy = activity.retryPolicy;
-    if (activity.cancelRequestedEventId > 0) return { retry: false, state: RetryState.RETRY_STATE_CANCEL_REQUESTED };
+    if (activity.cancelRequestedEventId > 0)
+      return { retry: false, state: RetryState.RETRY_STATE_CANCEL_REQUESTED };
     const app = failure?.applicationFailureInfo;
     if (app?.nonRetryable) return { retry: false, state: RetryState.RETRY_STATE_NON_RETRYABLE_FAILURE };
     const type = app?.type ?? (failure?.timeoutFailureInfo ? 'TemporalTimeout' : '');
@@ -1070,13 +1156,20 @@ export class Execution {
       policy.maximumIntervalMs,
     );
     const delayMs = explicit > 0 ? explicit : computed;
-    if (activity.scheduleToCloseMs > 0 && this.now() + delayMs >= activity.scheduledTime + activity.scheduleToCloseMs) {
+    if (
+      activity.scheduleToCloseMs > 0 &&
+      this.now() + delayMs >= activity.scheduledTime + activity.scheduleToCloseMs
+    ) {
       return { retry: false, state: RetryState.RETRY_STATE_TIMEOUT };
     }
     return { retry: true, delayMs };
   }
 
-  private retryActivity(activity: ActivityState, failure: IFailure | null | undefined, delayMs: number): void {
+  private retryActivity(
+    activity: ActivityState,
+    failure: IFailure | null | undefined,
+    delayMs: number,
+  ): void {
     this.clearActivityTimers(activity, true);
     this.stateTransitions++;
     activity.lastFailure = failure;
@@ -1095,7 +1188,10 @@ export class Execution {
   private timeOutActivity(activity: ActivityState, timeoutType: number, attempt: number): void {
     if (!this.isRunning || this.activities.get(activity.scheduledEventId) !== activity) return;
     if (timeoutType !== TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE && activity.attempt !== attempt) return;
-    if (timeoutType === TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE || timeoutType === TimeoutType.TIMEOUT_TYPE_HEARTBEAT) {
+    if (
+      timeoutType === TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE ||
+      timeoutType === TimeoutType.TIMEOUT_TYPE_HEARTBEAT
+    ) {
       if (activity.state !== 'started') return;
     }
     const failure: IFailure = {
@@ -1104,7 +1200,10 @@ export class Execution {
       timeoutFailureInfo: { timeoutType, lastHeartbeatDetails: activity.heartbeatDetails ?? null },
     };
     let retryState: number = RetryState.RETRY_STATE_TIMEOUT;
-    if (timeoutType === TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE || timeoutType === TimeoutType.TIMEOUT_TYPE_HEARTBEAT) {
+    if (
+      timeoutType === TimeoutType.TIMEOUT_TYPE_START_TO_CLOSE ||
+      timeoutType === TimeoutType.TIMEOUT_TYPE_HEARTBEAT
+    ) {
       const decision = this.retryDecision(activity, failure);
       if (decision.retry) {
         this.retryActivity(activity, failure, decision.delayMs);
@@ -1170,7 +1269,12 @@ export class Execution {
     );
   }
 
-  requestCancel(reason: string, identity: string, requestId: string, external?: { initiatedEventId: number; execution: IWorkflowExecution }): void {
+  requestCancel(
+    reason: string,
+    identity: string,
+    requestId: string,
+    external?: { initiatedEventId: number; execution: IWorkflowExecution },
+  ): void {
     if (requestId) {
       if (this.cancelRequestIds.has(requestId)) return;
       this.cancelRequestIds.add(requestId);
@@ -1227,14 +1331,20 @@ export class Execution {
   // Children, external workflows, continue-as-new
   // ---------------------------------------------------------------------------------------------------
 
-  private initiateChild(a: temporal.api.command.v1.IStartChildWorkflowExecutionCommandAttributes, completedId: number): void {
+  private initiateChild(
+    a: temporal.api.command.v1.IStartChildWorkflowExecutionCommandAttributes,
+    completedId: number,
+  ): void {
     const namespace = a.namespace || this.ns.name;
     const initiatedEventId = this.append(ET.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED, {
       namespace,
       namespaceId: this.engine.namespaceId(namespace),
       workflowId: a.workflowId,
       workflowType: a.workflowType,
-      taskQueue: { name: a.taskQueue?.name || this.taskQueue, kind: enums.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+      taskQueue: {
+        name: a.taskQueue?.name || this.taskQueue,
+        kind: enums.TaskQueueKind.TASK_QUEUE_KIND_NORMAL,
+      },
       input: a.input ?? null,
       workflowExecutionTimeout: a.workflowExecutionTimeout ?? null,
       workflowRunTimeout: a.workflowRunTimeout ?? null,
@@ -1352,8 +1462,9 @@ export class Execution {
       } else {
         this.addEventAndSchedule(
           this.event(ET.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED, () => ({
-            cause: enums.SignalExternalWorkflowExecutionFailedCause
-              .SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND,
+            cause:
+              enums.SignalExternalWorkflowExecutionFailedCause
+                .SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND,
             workflowTaskCompletedEventId: completedId,
             namespace,
             namespaceId: this.engine.namespaceId(namespace),
@@ -1383,7 +1494,13 @@ export class Execution {
     });
     this.afterCommit.push(() => {
       if (!this.isRunning) return;
-      const delivered = this.engine.deliverExternalCancel(namespace, target, a.reason ?? '', this, initiatedEventId);
+      const delivered = this.engine.deliverExternalCancel(
+        namespace,
+        target,
+        a.reason ?? '',
+        this,
+        initiatedEventId,
+      );
       if (delivered) {
         this.addEventAndSchedule(
           this.event(ET.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED, () => ({
@@ -1396,8 +1513,9 @@ export class Execution {
       } else {
         this.addEventAndSchedule(
           this.event(ET.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED, () => ({
-            cause: enums.CancelExternalWorkflowExecutionFailedCause
-              .CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND,
+            cause:
+              enums.CancelExternalWorkflowExecutionFailedCause
+                .CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND,
             workflowTaskCompletedEventId: completedId,
             namespace,
             namespaceId: this.engine.namespaceId(namespace),
@@ -1410,7 +1528,10 @@ export class Execution {
     });
   }
 
-  private continueAsNew(a: temporal.api.command.v1.IContinueAsNewWorkflowExecutionCommandAttributes, completedId: number): void {
+  private continueAsNew(
+    a: temporal.api.command.v1.IContinueAsNewWorkflowExecutionCommandAttributes,
+    completedId: number,
+  ): void {
     const newRunId = randomUUID();
     const runTimeoutMs = msFromDuration(a.workflowRunTimeout) || this.init.runTimeoutMs;
     const workflowTaskTimeoutMs = Math.min(
@@ -1420,22 +1541,26 @@ export class Execution {
     const taskQueue = a.taskQueue?.name || this.taskQueue;
     const workflowType = a.workflowType?.name || this.workflowType;
     this.nextRunId = newRunId;
-    this.close(Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW, ET.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW, {
-      newExecutionRunId: newRunId,
-      workflowType: { name: workflowType },
-      taskQueue: { name: taskQueue, kind: enums.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-      input: a.input ?? null,
-      workflowRunTimeout: runTimeoutMs ? durationFromMs(runTimeoutMs) : null,
-      workflowTaskTimeout: durationFromMs(workflowTaskTimeoutMs),
-      workflowTaskCompletedEventId: completedId,
-      backoffStartInterval: a.backoffStartInterval ?? null,
-      initiator: a.initiator || enums.ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_WORKFLOW,
-      failure: a.failure ?? null,
-      lastCompletionResult: a.lastCompletionResult ?? null,
-      header: a.header ?? null,
-      memo: a.memo ?? null,
-      searchAttributes: a.searchAttributes ?? null,
-    });
+    this.close(
+      Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW,
+      ET.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+      {
+        newExecutionRunId: newRunId,
+        workflowType: { name: workflowType },
+        taskQueue: { name: taskQueue, kind: enums.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+        input: a.input ?? null,
+        workflowRunTimeout: runTimeoutMs ? durationFromMs(runTimeoutMs) : null,
+        workflowTaskTimeout: durationFromMs(workflowTaskTimeoutMs),
+        workflowTaskCompletedEventId: completedId,
+        backoffStartInterval: a.backoffStartInterval ?? null,
+        initiator: a.initiator || enums.ContinueAsNewInitiator.CONTINUE_AS_NEW_INITIATOR_WORKFLOW,
+        failure: a.failure ?? null,
+        lastCompletionResult: a.lastCompletionResult ?? null,
+        header: a.header ?? null,
+        memo: a.memo ?? null,
+        searchAttributes: a.searchAttributes ?? null,
+      },
+    );
     const memo = a.memo?.fields ? payloadMap(a.memo.fields) : { ...this.memo };
     const searchAttributes = a.searchAttributes?.indexedFields
       ? payloadMap(a.searchAttributes.indexedFields)
@@ -1510,9 +1635,13 @@ export class Execution {
           resolve(outcome);
         },
       };
-      signal.addEventListener('abort', () => pending.resolve({ kind: 'gone', message: 'query cancelled by caller' }), {
-        once: true,
-      });
+      signal.addEventListener(
+        'abort',
+        () => pending.resolve({ kind: 'gone', message: 'query cancelled by caller' }),
+        {
+          once: true,
+        },
+      );
       pending.lock = this.engine.clock.hold('query');
       if (this.isRunning && this.wft) this.pendingQueries.push(pending);
       else this.dispatchLegacyQuery(pending);
@@ -1526,14 +1655,23 @@ export class Execution {
         if (q.done) return undefined;
         this.engine.registerQueryTask(this, q);
         return this.engine.encodeWorkflowTask(this, {
-          taskToken: encodeTaskToken({ k: 'q', ns: this.ns.name, wid: this.workflowId, rid: this.runId, q: q.id }),
+          taskToken: encodeTaskToken({
+            k: 'q',
+            ns: this.ns.name,
+            wid: this.workflowId,
+            rid: this.runId,
+            q: q.id,
+          }),
           workflowExecution: this.execution,
           workflowType: { name: this.workflowType },
           previousStartedEventId: long(this.lastCompletedStartedEventId),
           startedEventId: long(0),
           attempt: 1,
           query: q.query,
-          workflowExecutionTaskQueue: { name: this.taskQueue, kind: enums.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
+          workflowExecutionTaskQueue: {
+            name: this.taskQueue,
+            kind: enums.TaskQueueKind.TASK_QUEUE_KIND_NORMAL,
+          },
           scheduledTime: timestampFromMs(this.now()),
           startedTime: timestampFromMs(this.now()),
         });
@@ -1552,7 +1690,8 @@ export class Execution {
         this.pendingQueries.push(q);
         continue;
       }
-      if (r.resultType === enums.QueryResultType.QUERY_RESULT_TYPE_ANSWERED) q.resolve({ kind: 'answered', result: r.answer });
+      if (r.resultType === enums.QueryResultType.QUERY_RESULT_TYPE_ANSWERED)
+        q.resolve({ kind: 'answered', result: r.answer });
       else q.resolve({ kind: 'failed', message: r.errorMessage || 'query failed', failure: r.failure });
     }
   }

@@ -21,7 +21,8 @@ export class RpcError extends Error {
   }
 }
 
-export const invalidArgument = (message: string): RpcError => new RpcError(grpc.status.INVALID_ARGUMENT, message);
+export const invalidArgument = (message: string): RpcError =>
+  new RpcError(grpc.status.INVALID_ARGUMENT, message);
 export const notFound = (message: string): RpcError => new RpcError(grpc.status.NOT_FOUND, message);
 
 export interface CallContext {
@@ -36,10 +37,17 @@ export interface CallContext {
 export type Handler = (request: never, ctx: CallContext) => Promise<object | Buffer> | object | Buffer;
 export type Handlers = Record<string, Handler>;
 
+/** Abort reason of a cancelled call, made once: building a DOMException per call is measurable. */
+const CALL_CANCELLED = Object.freeze(new Error('the call was cancelled by its caller'));
+
 const statusType = () => lookupType('google.rpc.Status');
 const anyType = () => lookupType('google.protobuf.Any');
 
-function toServiceError(err: unknown, method: string, onInternalError: (err: unknown) => void): grpc.ServiceError {
+function toServiceError(
+  err: unknown,
+  method: string,
+  onInternalError: (err: unknown) => void,
+): grpc.ServiceError {
   if (err instanceof RpcError) {
     const metadata = new grpc.Metadata();
     if (err.details.length > 0) {
@@ -96,26 +104,53 @@ export function addProtoService(
       responseDeserialize: (bytes: Buffer) => responseType.decode(bytes),
     };
     const handle: grpc.handleUnaryCall<never, object | Buffer> = (call, callback) => {
-      const abort = new AbortController();
-      call.on('cancelled', () => abort.abort());
+      // grpc-js emits 'cancelled' whenever a stream closes, answered or not: only a call still being handled
+      // is really cancelled. The AbortController is made on first use: only long polls and waits need it.
+      let abort: AbortController | undefined;
+      let settled = false;
+      const onCancelled = () => {
+        if (settled) return;
+        settled = true;
+        abort?.abort(CALL_CANCELLED);
+      };
+      call.once('cancelled', onCancelled);
       const rawDeadline = call.getDeadline();
       const deadline =
-        rawDeadline instanceof Date ? rawDeadline.getTime() : typeof rawDeadline === 'number' ? rawDeadline : Infinity;
-      const ctx: CallContext = { deadline, signal: abort.signal, metadata: call.metadata };
+        rawDeadline instanceof Date
+          ? rawDeadline.getTime()
+          : typeof rawDeadline === 'number'
+            ? rawDeadline
+            : Infinity;
+      const ctx: CallContext = {
+        deadline,
+        get signal() {
+          abort ??= new AbortController();
+          if (settled && !abort.signal.aborted) abort.abort(CALL_CANCELLED);
+          return abort.signal;
+        },
+        metadata: call.metadata,
+      };
+      const finish = (err: grpc.ServiceError | null, response?: object | Buffer) => {
+        if (settled) return;
+        settled = true;
+        call.removeListener('cancelled', onCancelled);
+        if (err) callback(err);
+        else callback(null, response);
+      };
       let result: ReturnType<Handler>;
       try {
         result = handler(call.request, ctx);
       } catch (err) {
-        callback(toServiceError(err, method.name, onInternalError));
+        finish(toServiceError(err, method.name, onInternalError));
         return;
       }
-      Promise.resolve(result).then(
-        (response: object | Buffer) => {
-          if (!abort.signal.aborted) callback(null, response);
-        },
-        (err: unknown) => {
-          if (!abort.signal.aborted) callback(toServiceError(err, method.name, onInternalError));
-        },
+      if (!(result instanceof Promise)) {
+        finish(null, result as object | Buffer);
+        return;
+      }
+      result.then(
+        (response: object | Buffer) => finish(null, response),
+        (err: unknown) => finish(toServiceError(err, method.name, onInternalError)),
       );
     };
     implementation[method.name] = handle as grpc.UntypedHandleCall;

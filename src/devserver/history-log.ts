@@ -3,7 +3,7 @@
  * `History.events` entry, so that handing the full history to a poller (which happens on every workflow
  * task, since the server never sends partial sticky histories) is a buffer concatenation, not a re-encode.
  */
-import { lookupType, lengthDelimited, timestampFromMs, enums, long } from './proto';
+import { lookupType, timestampFromMs, enums, long, fieldHeader } from './proto';
 import type { temporal } from './proto';
 
 export type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
@@ -14,8 +14,12 @@ const historyEventType = lookupType('temporal.api.history.v1.HistoryEvent');
 /** `EVENT_TYPE_WORKFLOW_EXECUTION_STARTED` -> `workflowExecutionStartedEventAttributes`. */
 function attributesField(eventType: number): string {
   const name = EventType[eventType] as unknown as string;
-  const words = name.replace(/^EVENT_TYPE_/, '').toLowerCase().split('_');
-  const field = words.map((w, i) => (i === 0 ? w : w.charAt(0).toUpperCase() + w.slice(1))).join('') + 'EventAttributes';
+  const words = name
+    .replace(/^EVENT_TYPE_/, '')
+    .toLowerCase()
+    .split('_');
+  const field =
+    words.map((w, i) => (i === 0 ? w : w.charAt(0).toUpperCase() + w.slice(1))).join('') + 'EventAttributes';
   if (!historyEventType.fields[field]) throw new Error(`no attributes field for ${name}`);
   return field;
 }
@@ -43,7 +47,9 @@ let nextTaskId = 1_048_576;
 
 export class HistoryLog {
   readonly events: HistoryEvent[] = [];
-  private readonly framed: Buffer[] = [];
+  /** Framed events back to back; `offsets[i]` is where event i+1 starts, `offsets[n]` the end. */
+  private buffer = Buffer.allocUnsafe(4096);
+  private readonly offsets: number[] = [0];
   private bytes = 0;
   private readonly listeners = new Set<() => void>();
 
@@ -66,19 +72,31 @@ export class HistoryLog {
   /** Appends an event, assigning its id and task id; returns the id. */
   append(event: HistoryEvent): number {
     const eventId = this.events.length + 1;
-    const full: HistoryEvent = { ...event, eventId: long(eventId), taskId: long(nextTaskId++), version: long(0) };
-    const encoded = historyEventType.encode(full).finish();
-    this.events.push(full);
-    const framed = lengthDelimited(1, encoded);
-    this.framed.push(framed);
+    event.eventId = long(eventId);
+    event.taskId = long(nextTaskId++);
+    event.version = long(0);
+    const encoded = historyEventType.encode(event).finish();
+    const header = fieldHeader(1, encoded.length);
+    const end = this.offsets[this.offsets.length - 1]!;
+    const needed = end + header.length + encoded.length;
+    if (needed > this.buffer.length) {
+      const grown = Buffer.allocUnsafe(Math.max(needed, this.buffer.length * 2));
+      this.buffer.copy(grown, 0, 0, end);
+      this.buffer = grown;
+    }
+    header.copy(this.buffer, end);
+    this.buffer.set(encoded, end + header.length);
+    this.offsets.push(needed);
+    this.events.push(event);
     this.bytes += encoded.length;
     this.notifyListeners();
     return eventId;
   }
 
-  /** Encoded `History` message bytes of events [from, to] (1-based, inclusive). */
+  /** Encoded `History` message bytes of events [from, to] (1-based, inclusive); a view, not a copy. */
   encodedRange(from = 1, to = this.events.length): Buffer {
-    return Buffer.concat(this.framed.slice(from - 1, to));
+    if (to < from) return Buffer.alloc(0);
+    return this.buffer.subarray(this.offsets[from - 1], this.offsets[to]);
   }
 
   private notifyScheduled = false;

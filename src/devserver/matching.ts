@@ -18,6 +18,8 @@ interface Waiter<R> {
   poller: PollerInfo;
   resolve: (response: R | undefined) => void;
   done: boolean;
+  /** Clears the deadline timer and the cancellation listener. */
+  cleanup: () => void;
 }
 
 class TaskQueue<R> {
@@ -56,6 +58,7 @@ export class Matching {
       const response = task.dispatch(waiter.poller);
       if (response === undefined) return; // stale before anyone saw it
       waiter.done = true;
+      waiter.cleanup();
       this.openWaiters.delete(waiter as Waiter<unknown>);
       waiter.resolve(response);
       return;
@@ -83,11 +86,19 @@ export class Matching {
     }
     if (signal.aborted) return Promise.resolve(undefined);
     return new Promise((resolve) => {
-      const waiter: Waiter<R> = { poller, resolve, done: false };
+      const waiter: Waiter<R> = {
+        poller,
+        resolve,
+        done: false,
+        cleanup: () => {
+          clearTimeout(timer);
+          signal.removeEventListener('abort', finish);
+        },
+      };
       const finish = () => {
         if (waiter.done) return;
         waiter.done = true;
-        clearTimeout(timer);
+        waiter.cleanup();
         this.openWaiters.delete(waiter as Waiter<unknown>);
         const i = q.waiters.indexOf(waiter);
         if (i >= 0) q.waiters.splice(i, 1);
@@ -95,7 +106,7 @@ export class Matching {
       };
       const wait = Math.max(0, Math.min(MAX_POLL_MS, deadline - DEADLINE_MARGIN_MS - Date.now()));
       const timer = setTimeout(finish, wait);
-      signal.addEventListener('abort', finish, { once: true });
+      signal.addEventListener('abort', finish);
       q.waiters.push(waiter);
       this.openWaiters.add(waiter as Waiter<unknown>);
     });

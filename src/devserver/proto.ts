@@ -63,19 +63,24 @@ export function lookupType(name: string): protobuf.Type {
   return protoRoot.lookupType(name);
 }
 
-/** Writes a varint into `out`, returning it; used to frame pre-encoded history events. */
-export function pushVarint(out: number[], value: number): number[] {
+function pushVarint(out: number[], value: number): void {
   let v = value;
   while (v > 127) {
     out.push((v & 0x7f) | 0x80);
     v = Math.floor(v / 128);
   }
   out.push(v);
-  return out;
 }
 
-/** Frames `body` as a length-delimited field `fieldNumber` of an enclosing message. */
-export function lengthDelimited(fieldNumber: number, body: Uint8Array): Buffer {
-  const header = Buffer.from(pushVarint(pushVarint([], (fieldNumber << 3) | 2), body.length));
-  return Buffer.concat([header, body]);
+/** Tag and length of a length-delimited field `fieldNumber` whose body is `length` bytes long. */
+export function fieldHeader(fieldNumber: number, length: number): Buffer {
+  const bytes: number[] = [];
+  pushVarint(bytes, (fieldNumber << 3) | 2);
+  pushVarint(bytes, length);
+  return Buffer.from(bytes);
+}
+
+/** `head` (an encoded message) followed by `body` as its length-delimited field `fieldNumber`: one copy. */
+export function appendField(head: Uint8Array, fieldNumber: number, body: Uint8Array): Buffer {
+  return Buffer.concat([head, fieldHeader(fieldNumber, body.length), body]);
 }

@@ -8,7 +8,12 @@
 import * as grpc from '@grpc/grpc-js';
 import { addProtoService } from './grpc-transport';
 import { Engine } from './engine';
-import { healthHandlers, operatorServiceHandlers, testServiceHandlers, workflowServiceHandlers } from './services';
+import {
+  healthHandlers,
+  operatorServiceHandlers,
+  testServiceHandlers,
+  workflowServiceHandlers,
+} from './services';
 import { VirtualClock } from './virtual-clock';
 import { enums } from './proto';
 
@@ -42,7 +47,9 @@ const TYPE_BY_NAME: Record<string, number> = {
 export function parseSearchAttributeType(type: string): number {
   const value = TYPE_BY_NAME[type.toLowerCase().replace(/[_-]/g, '')];
   if (value === undefined) {
-    throw new Error(`unknown search attribute type ${JSON.stringify(type)}: use one of Text, Keyword, Int, Double, Bool, Datetime, KeywordList`);
+    throw new Error(
+      `unknown search attribute type ${JSON.stringify(type)}: use one of Text, Keyword, Int, Double, Bool, Datetime, KeywordList`,
+    );
   }
   return value;
 }
@@ -60,10 +67,12 @@ export class DevServer {
     this.clock = new VirtualClock({
       timeSkipping: options.timeSkipping ?? false,
       startLocked: !options.startUnlocked,
-      onError: (err) => log(`timer failed: ${String(err)}`) });
+      onError: (err) => log(`timer failed: ${String(err)}`),
+    });
     this.engine = new Engine({ clock: this.clock, log });
     const attributes: Record<string, number> = {};
-    for (const [name, type] of Object.entries(options.searchAttributes ?? {})) attributes[name] = parseSearchAttributeType(type);
+    for (const [name, type] of Object.entries(options.searchAttributes ?? {}))
+      attributes[name] = parseSearchAttributeType(type);
     for (const name of new Set(['default', ...(options.namespaces ?? [])])) {
       const ns = this.engine.ensureNamespace(name);
       this.engine.addSearchAttributes(ns, attributes);
@@ -79,22 +88,43 @@ export class DevServer {
 
   private async listen(): Promise<void> {
     const log = this.options.log ?? ((message: string) => process.stderr.write(`[devserver] ${message}\n`));
-    const onInternalError = (err: unknown) => log(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    const onInternalError = (err: unknown) =>
+      log(`internal error: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
     const server = new grpc.Server({
       'grpc.max_receive_message_length': 128 * 1024 * 1024,
       'grpc.max_send_message_length': 128 * 1024 * 1024,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.http2.min_ping_interval_without_data_ms': 5_000,
     });
-    addProtoService(server, 'temporal.api.workflowservice.v1.WorkflowService', workflowServiceHandlers(this.engine), onInternalError);
-    addProtoService(server, 'temporal.api.operatorservice.v1.OperatorService', operatorServiceHandlers(this.engine), onInternalError);
-    addProtoService(server, 'temporal.api.testservice.v1.TestService', testServiceHandlers(this.engine), onInternalError);
+    addProtoService(
+      server,
+      'temporal.api.workflowservice.v1.WorkflowService',
+      workflowServiceHandlers(this.engine),
+      onInternalError,
+    );
+    addProtoService(
+      server,
+      'temporal.api.operatorservice.v1.OperatorService',
+      operatorServiceHandlers(this.engine),
+      onInternalError,
+    );
+    addProtoService(
+      server,
+      'temporal.api.testservice.v1.TestService',
+      testServiceHandlers(this.engine),
+      onInternalError,
+    );
     addProtoService(server, 'grpc.health.v1.Health', healthHandlers(), onInternalError);
     const host = this.options.host ?? '127.0.0.1';
     const hostPart = host.includes(':') ? `[${host}]` : host;
     this.boundPort = await new Promise<number>((resolve, reject) => {
-      server.bindAsync(`${hostPart}:${this.options.port ?? 0}`, grpc.ServerCredentials.createInsecure(), (err, port) =>
-        err ? reject(new Error(`cannot listen on ${hostPart}:${this.options.port ?? 0}: ${err.message}`)) : resolve(port),
+      server.bindAsync(
+        `${hostPart}:${this.options.port ?? 0}`,
+        grpc.ServerCredentials.createInsecure(),
+        (err, port) =>
+          err
+            ? reject(new Error(`cannot listen on ${hostPart}:${this.options.port ?? 0}: ${err.message}`))
+            : resolve(port),
       );
     });
     this.server = server;

@@ -36,14 +36,19 @@ function taskQueueName(tq: temporal.api.taskqueue.v1.ITaskQueue | null | undefin
   return tq.name;
 }
 
-function executionOf(ctx: { execution?: temporal.api.common.v1.IWorkflowExecution | null }): temporal.api.common.v1.IWorkflowExecution {
+function executionOf(ctx: {
+  execution?: temporal.api.common.v1.IWorkflowExecution | null;
+}): temporal.api.common.v1.IWorkflowExecution {
   if (!ctx.execution?.workflowId) throw invalidArgument('execution.workflowId is not set');
   return ctx.execution;
 }
 
 export function workflowServiceHandlers(engine: Engine): Handlers {
-  const runOf = (namespace: string | null | undefined, execution: temporal.api.common.v1.IWorkflowExecution, firstRunId = ''): Execution =>
-    engine.runForChain(engine.namespace(namespace), execution, firstRunId);
+  const runOf = (
+    namespace: string | null | undefined,
+    execution: temporal.api.common.v1.IWorkflowExecution,
+    firstRunId = '',
+  ): Execution => engine.runForChain(engine.namespace(namespace), execution, firstRunId);
 
   const requireRunning = (exec: Execution): Execution => {
     if (!exec.isRunning) throw new RpcError(grpc.status.NOT_FOUND, 'workflow execution already completed');
@@ -58,9 +63,17 @@ export function workflowServiceHandlers(engine: Engine): Handlers {
     return { exec, activity: exec.startedActivity(token.s, token.a) };
   };
 
-  const activityById = (req: { namespace?: string | null; workflowId?: string | null; runId?: string | null; activityId?: string | null }) => {
+  const activityById = (req: {
+    namespace?: string | null;
+    workflowId?: string | null;
+    runId?: string | null;
+    activityId?: string | null;
+  }) => {
     if (!req.activityId) throw invalidArgument('activityId is not set');
-    const exec = engine.run(engine.namespace(req.namespace), { workflowId: req.workflowId ?? '', runId: req.runId ?? '' });
+    const exec = engine.run(engine.namespace(req.namespace), {
+      workflowId: req.workflowId ?? '',
+      runId: req.runId ?? '',
+    });
     return { exec, activity: exec.activityById(req.activityId) };
   };
 
@@ -77,12 +90,17 @@ export function workflowServiceHandlers(engine: Engine): Handlers {
     },
 
     DescribeNamespace: (req: ws.IDescribeNamespaceRequest) => {
-      const ns = req.id ? engine.listNamespaces().find((n) => n.id === req.id) : engine.namespace(req.namespace);
+      const ns = req.id
+        ? engine.listNamespaces().find((n) => n.id === req.id)
+        : engine.namespace(req.namespace);
       if (!ns) throw new RpcError(grpc.status.NOT_FOUND, `Namespace with id ${req.id} is not found.`);
       return describeNamespace(ns);
     },
 
-    ListNamespaces: () => ({ namespaces: engine.listNamespaces().map(describeNamespace), nextPageToken: Buffer.alloc(0) }),
+    ListNamespaces: () => ({
+      namespaces: engine.listNamespaces().map(describeNamespace),
+      nextPageToken: Buffer.alloc(0),
+    }),
 
     StartWorkflowExecution: (req: ws.IStartWorkflowExecutionRequest) => {
       const { runId, started } = engine.startWorkflow(req);
@@ -91,7 +109,11 @@ export function workflowServiceHandlers(engine: Engine): Handlers {
 
     SignalWithStartWorkflowExecution: (req: ws.ISignalWithStartWorkflowExecutionRequest) => {
       if (!req.signalName) throw invalidArgument('signalName is not set');
-      const { runId, started } = engine.startWorkflow(req, { name: req.signalName, input: req.signalInput, header: req.header });
+      const { runId, started } = engine.startWorkflow(req, {
+        name: req.signalName,
+        input: req.signalInput,
+        header: req.header,
+      });
       return { runId, started };
     },
 
@@ -104,7 +126,11 @@ export function workflowServiceHandlers(engine: Engine): Handlers {
 
     RequestCancelWorkflowExecution: (req: ws.IRequestCancelWorkflowExecutionRequest) => {
       const exec = requireRunning(
-        runOf(req.namespace, executionOf({ execution: req.workflowExecution }), req.firstExecutionRunId ?? ''),
+        runOf(
+          req.namespace,
+          executionOf({ execution: req.workflowExecution }),
+          req.firstExecutionRunId ?? '',
+        ),
       );
       exec.requestCancel(req.reason ?? '', req.identity ?? '', req.requestId ?? '');
       return {};
@@ -112,7 +138,11 @@ export function workflowServiceHandlers(engine: Engine): Handlers {
 
     TerminateWorkflowExecution: (req: ws.ITerminateWorkflowExecutionRequest) => {
       const exec = requireRunning(
-        runOf(req.namespace, executionOf({ execution: req.workflowExecution }), req.firstExecutionRunId ?? ''),
+        runOf(
+          req.namespace,
+          executionOf({ execution: req.workflowExecution }),
+          req.firstExecutionRunId ?? '',
+        ),
       );
       exec.terminate(req.reason ?? '', req.details, req.identity ?? '');
       return {};
@@ -123,7 +153,9 @@ export function workflowServiceHandlers(engine: Engine): Handlers {
       return {
         executionConfig: {
           taskQueue: { name: exec.taskQueue, kind: enums.TaskQueueKind.TASK_QUEUE_KIND_NORMAL },
-          workflowExecutionTimeout: exec.init.executionTimeoutMs ? durationFromMs(exec.init.executionTimeoutMs) : null,
+          workflowExecutionTimeout: exec.init.executionTimeoutMs
+            ? durationFromMs(exec.init.executionTimeoutMs)
+            : null,
           workflowRunTimeout: exec.init.runTimeoutMs ? durationFromMs(exec.init.runTimeoutMs) : null,
           defaultWorkflowTaskTimeout: durationFromMs(exec.workflowTaskTimeoutMs),
         },
@@ -172,7 +204,14 @@ export function workflowServiceHandlers(engine: Engine): Handlers {
     PollActivityTaskQueue: async (req: ws.IPollActivityTaskQueueRequest, ctx: CallContext) => {
       const ns = engine.namespace(req.namespace);
       const name = taskQueueName(req.taskQueue);
-      const response = await engine.matching.poll(ns.name, name, 'activity', { identity: req.identity ?? '' }, ctx.deadline, ctx.signal);
+      const response = await engine.matching.poll(
+        ns.name,
+        name,
+        'activity',
+        { identity: req.identity ?? '' },
+        ctx.deadline,
+        ctx.signal,
+      );
       return response ?? {};
     },
 
@@ -245,10 +284,16 @@ export function workflowServiceHandlers(engine: Engine): Handlers {
         if (outcome.kind === 'answered') return { queryResult: outcome.result ?? { payloads: [] } };
         if (outcome.kind === 'failed') {
           throw new RpcError(grpc.status.INVALID_ARGUMENT, outcome.message, [
-            { typeName: 'temporal.api.errordetails.v1.QueryFailedFailure', value: { failure: outcome.failure ?? null } },
+            {
+              typeName: 'temporal.api.errordetails.v1.QueryFailedFailure',
+              value: { failure: outcome.failure ?? null },
+            },
           ]);
         }
-        throw new RpcError(grpc.status.DEADLINE_EXCEEDED, 'query timed out: no worker answered it; is a worker polling the task queue?');
+        throw new RpcError(
+          grpc.status.DEADLINE_EXCEEDED,
+          'query timed out: no worker answered it; is a worker polling the task queue?',
+        );
       } finally {
         clearTimeout(timer);
         ctx.signal.removeEventListener('abort', onAbort);
@@ -272,7 +317,8 @@ export function workflowServiceHandlers(engine: Engine): Handlers {
         if (!Number.isInteger(offset) || offset < 0) throw invalidArgument('nextPageToken is malformed');
       }
       const page = runs.slice(offset, offset + pageSize);
-      const next = offset + page.length < runs.length ? Buffer.from(String(offset + page.length)) : Buffer.alloc(0);
+      const next =
+        offset + page.length < runs.length ? Buffer.from(String(offset + page.length)) : Buffer.alloc(0);
       return { executions: page.map((exec) => engine.executionInfo(exec)), nextPageToken: next };
     },
 
@@ -289,7 +335,8 @@ export function workflowServiceHandlers(engine: Engine): Handlers {
     DescribeTaskQueue: (req: ws.IDescribeTaskQueueRequest) => {
       const ns = engine.namespace(req.namespace);
       const name = taskQueueName(req.taskQueue);
-      const type = req.taskQueueType === enums.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY ? 'activity' : 'workflow';
+      const type =
+        req.taskQueueType === enums.TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY ? 'activity' : 'workflow';
       return {
         pollers: engine.matching.pollers(ns.name, name, type).map((p) => ({
           identity: p.identity,
@@ -342,9 +389,12 @@ export function workflowServiceHandlers(engine: Engine): Handlers {
 
 function allSearchAttributeTypes(engine: Engine, namespace: string): Record<string, number> {
   const out: Record<string, number> = {};
-  const byName = Object.fromEntries(Object.entries(SEARCH_ATTRIBUTE_TYPE_NAMES).map(([k, v]) => [v, Number(k)]));
+  const byName = Object.fromEntries(
+    Object.entries(SEARCH_ATTRIBUTE_TYPE_NAMES).map(([k, v]) => [v, Number(k)]),
+  );
   for (const [name, type] of Object.entries(SYSTEM_SEARCH_ATTRIBUTES)) out[name] = byName[type] ?? 0;
-  if (engine.hasNamespace(namespace)) for (const [name, type] of engine.namespace(namespace).searchAttributes) out[name] = type;
+  if (engine.hasNamespace(namespace))
+    for (const [name, type] of engine.namespace(namespace).searchAttributes) out[name] = type;
   return out;
 }
 
@@ -360,7 +410,8 @@ export function operatorServiceHandlers(engine: Engine): Handlers {
     RemoveSearchAttributes: (req: temporal.api.operatorservice.v1.IRemoveSearchAttributesRequest) => {
       const ns = engine.namespace(req.namespace || 'default');
       for (const name of req.searchAttributes ?? []) {
-        if (!ns.searchAttributes.delete(name)) throw new RpcError(grpc.status.NOT_FOUND, `search attribute ${name} does not exist`);
+        if (!ns.searchAttributes.delete(name))
+          throw new RpcError(grpc.status.NOT_FOUND, `search attribute ${name} does not exist`);
       }
       return {};
     },
@@ -379,7 +430,11 @@ export function operatorServiceHandlers(engine: Engine): Handlers {
 export function testServiceHandlers(engine: Engine): Handlers {
   const clock = engine.clock;
   const requireSkipping = () => {
-    if (!clock.timeSkipping) throw new RpcError(grpc.status.FAILED_PRECONDITION, 'time skipping is off on this server (started in dev-server mode)');
+    if (!clock.timeSkipping)
+      throw new RpcError(
+        grpc.status.FAILED_PRECONDITION,
+        'time skipping is off on this server (started in dev-server mode)',
+      );
   };
   return {
     LockTimeSkipping: () => {
