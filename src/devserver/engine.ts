@@ -284,6 +284,23 @@ export class Engine {
     ns.runs.set(exec.runId, exec);
   }
 
+  /**
+   * Forgets a closed run once the namespace's retention period has passed, so that a long-running dev
+   * server does not grow without bound. Wall-clock time, also in time-skipping mode: a test that skips a
+   * month can still read the histories it produced.
+   */
+  private scheduleRetention(exec: Execution): void {
+    const timer = setTimeout(() => {
+      const ns = exec.ns;
+      ns.runs.delete(exec.runId);
+      const runs = ns.chains.get(exec.workflowId);
+      const i = runs?.indexOf(exec) ?? -1;
+      if (runs && i >= 0) runs.splice(i, 1);
+      if (runs?.length === 0) ns.chains.delete(exec.workflowId);
+    }, Math.min(exec.ns.retentionMs, 2 ** 31 - 1));
+    timer.unref();
+  }
+
   private findRequestId(ns: NamespaceState, workflowId: string, requestId: string): Execution | undefined {
     if (!requestId) return undefined;
     return ns.chains.get(workflowId)?.find((run) => run.requestIds.has(requestId));
@@ -486,6 +503,7 @@ export class Engine {
 
   /** Bookkeeping after a run closed: tell the parent, apply parent-close policies to children. */
   runClosed(exec: Execution, eventType: number, attributes: object): void {
+    this.scheduleRetention(exec);
     const a = attributes as Record<string, unknown>;
     const parent = exec.init.parent;
     if (parent && exec.status !== Status.WORKFLOW_EXECUTION_STATUS_CONTINUED_AS_NEW) {

@@ -325,3 +325,34 @@ describe('workflow task protocol', () => {
     });
   });
 });
+
+describe('retention', () => {
+  it('forgets closed runs once the namespace retention has passed', async () => {
+    const ns = uid('short-retention');
+    await connection.workflowService.registerNamespace({
+      namespace: ns,
+      workflowExecutionRetentionPeriod: msToTs(300),
+    });
+    const workflowId = uid('retained');
+    await connection.workflowService.startWorkflowExecution({
+      namespace: ns,
+      workflowId,
+      workflowType: { name: 'rawWorkflow' },
+      taskQueue: { name: 'nobody' },
+      requestId: randomUUID(),
+    });
+    const describe = () =>
+      connection.workflowService.describeWorkflowExecution({ namespace: ns, execution: { workflowId } });
+    await connection.workflowService.terminateWorkflowExecution({
+      namespace: ns,
+      workflowExecution: { workflowId },
+    });
+    expect((await describe()).workflowExecutionInfo?.status).toBe(
+      temporal.api.enums.v1.WorkflowExecutionStatus.WORKFLOW_EXECUTION_STATUS_TERMINATED,
+    );
+    await vi.waitFor(() => expect(describe()).rejects.toMatchObject({ code: 5 }), {
+      timeout: 5_000,
+      interval: 100,
+    });
+  });
+});
