@@ -290,14 +290,17 @@ export class Engine {
    * month can still read the histories it produced.
    */
   private scheduleRetention(exec: Execution): void {
-    const timer = setTimeout(() => {
-      const ns = exec.ns;
-      ns.runs.delete(exec.runId);
-      const runs = ns.chains.get(exec.workflowId);
-      const i = runs?.indexOf(exec) ?? -1;
-      if (runs && i >= 0) runs.splice(i, 1);
-      if (runs?.length === 0) ns.chains.delete(exec.workflowId);
-    }, Math.min(exec.ns.retentionMs, 2 ** 31 - 1));
+    const timer = setTimeout(
+      () => {
+        const ns = exec.ns;
+        ns.runs.delete(exec.runId);
+        const runs = ns.chains.get(exec.workflowId);
+        const i = runs?.indexOf(exec) ?? -1;
+        if (runs && i >= 0) runs.splice(i, 1);
+        if (runs?.length === 0) ns.chains.delete(exec.workflowId);
+      },
+      Math.min(exec.ns.retentionMs, 2 ** 31 - 1),
+    );
     timer.unref();
   }
 

@@ -1,3 +1,4 @@
-export async function greet(name: string): Promise<string> {
-  return `Hello, ${name}!`;
+/** Activities of the basic conformance workflows. */
+export function greet(name: string): Promise<string> {
+  return Promise.resolve(`Hello, ${name}!`);
 }

@@ -95,7 +95,7 @@ export function eventTypes(history: History): string[] {
 }
 
 export async function historyOf(handle: WorkflowHandle): Promise<History> {
-  return (await handle.fetchHistory()) as History;
+  return await handle.fetchHistory();
 }
 
 /** Event-type names of a committed real-server history (either enum spelling, array-wrapped or not). */
