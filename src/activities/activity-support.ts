@@ -23,7 +23,8 @@ function inActivity(): boolean {
 export function idempotencyKey(suffix?: string): string {
   if (!inActivity()) throw new Error('idempotencyKey() must be called inside an activity');
   const info = Context.current().info;
-  const key = `${info.workflowExecution.workflowId}/${info.activityId}`;
+  const workflowId = info.workflowExecution?.workflowId ?? info.activityId;
+  const key = `${workflowId}/${info.activityId}`;
   return suffix ? `${key}/${suffix}` : key;
 }
 
