@@ -1446,35 +1446,22 @@ export class Execution {
       header: a.header ?? null,
       workflowTaskCompletedEventId: completedId,
     });
-    this.afterCommit.push(() => {
-      if (!this.isRunning) return;
-      const delivered = this.engine.deliverExternalSignal(namespace, target, a, this, initiatedEventId);
-      if (delivered) {
-        this.addEventAndSchedule(
-          this.event(ET.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED, () => ({
-            initiatedEventId,
-            namespace,
-            namespaceId: this.engine.namespaceId(namespace),
-            workflowExecution: target,
-            control: a.control ?? '',
-          })),
-        );
-      } else {
-        this.addEventAndSchedule(
-          this.event(ET.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED, () => ({
-            cause:
-              enums.SignalExternalWorkflowExecutionFailedCause
-                .SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND,
-            workflowTaskCompletedEventId: completedId,
-            namespace,
-            namespaceId: this.engine.namespaceId(namespace),
-            workflowExecution: target,
-            initiatedEventId,
-            control: a.control ?? '',
-          })),
-        );
-      }
-    });
+    this.afterCommit.push(() =>
+      this.resolveExternalRequest({
+        deliver: () => this.engine.deliverExternalSignal(namespace, target, a, this, initiatedEventId),
+        deliveredType: ET.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_SIGNALED,
+        failedType: ET.EVENT_TYPE_SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED,
+        failedCause:
+          enums.SignalExternalWorkflowExecutionFailedCause
+            .SIGNAL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND,
+        initiatedEventId,
+        namespace,
+        target,
+        control: a.control ?? '',
+        completedId,
+        deliveredHasControl: true,
+      }),
+    );
   }
 
   private initiateCancelExternal(
@@ -1492,40 +1479,58 @@ export class Execution {
       reason: a.reason ?? '',
       workflowTaskCompletedEventId: completedId,
     });
-    this.afterCommit.push(() => {
-      if (!this.isRunning) return;
-      const delivered = this.engine.deliverExternalCancel(
+    this.afterCommit.push(() =>
+      this.resolveExternalRequest({
+        deliver: () =>
+          this.engine.deliverExternalCancel(namespace, target, a.reason ?? '', this, initiatedEventId),
+        deliveredType: ET.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+        failedType: ET.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED,
+        failedCause:
+          enums.CancelExternalWorkflowExecutionFailedCause
+            .CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND,
+        initiatedEventId,
         namespace,
         target,
-        a.reason ?? '',
-        this,
-        initiatedEventId,
+        control: a.control ?? '',
+        completedId,
+        deliveredHasControl: false,
+      }),
+    );
+  }
+
+  /** Delivers a signal or cancel request to another workflow and writes the outcome event. */
+  private resolveExternalRequest(r: {
+    deliver: () => boolean;
+    deliveredType: number;
+    failedType: number;
+    failedCause: number;
+    initiatedEventId: number;
+    namespace: string;
+    target: IWorkflowExecution;
+    control: string;
+    completedId: number;
+    deliveredHasControl: boolean;
+  }): void {
+    if (!this.isRunning) return;
+    const common = {
+      initiatedEventId: r.initiatedEventId,
+      namespace: r.namespace,
+      namespaceId: this.engine.namespaceId(r.namespace),
+      workflowExecution: r.target,
+    };
+    if (r.deliver()) {
+      const attributes = r.deliveredHasControl ? { ...common, control: r.control } : common;
+      this.addEventAndSchedule(this.event(r.deliveredType, () => attributes));
+    } else {
+      this.addEventAndSchedule(
+        this.event(r.failedType, () => ({
+          ...common,
+          cause: r.failedCause,
+          workflowTaskCompletedEventId: r.completedId,
+          control: r.control,
+        })),
       );
-      if (delivered) {
-        this.addEventAndSchedule(
-          this.event(ET.EVENT_TYPE_EXTERNAL_WORKFLOW_EXECUTION_CANCEL_REQUESTED, () => ({
-            initiatedEventId,
-            namespace,
-            namespaceId: this.engine.namespaceId(namespace),
-            workflowExecution: target,
-          })),
-        );
-      } else {
-        this.addEventAndSchedule(
-          this.event(ET.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED, () => ({
-            cause:
-              enums.CancelExternalWorkflowExecutionFailedCause
-                .CANCEL_EXTERNAL_WORKFLOW_EXECUTION_FAILED_CAUSE_EXTERNAL_WORKFLOW_EXECUTION_NOT_FOUND,
-            workflowTaskCompletedEventId: completedId,
-            namespace,
-            namespaceId: this.engine.namespaceId(namespace),
-            workflowExecution: target,
-            initiatedEventId,
-            control: a.control ?? '',
-          })),
-        );
-      }
-    });
+    }
   }
 
   private continueAsNew(
