@@ -184,7 +184,8 @@ describe('applyMigrations', () => {
         '1_slow.sql': 'CREATE TABLE slow (id int);\nSELECT pg_sleep(30);\n',
       }),
     });
-    const running = kit.env().run(acts.applyMigrations, {});
+    // The failure is observed as soon as it happens (it arrives while the test is still awaiting the kill).
+    const outcome = failureOf(kit.env().run(acts.applyMigrations, {}));
     await vi.waitFor(
       async () => {
         const rows = await kit.query(
@@ -199,7 +200,7 @@ describe('applyMigrations', () => {
       db,
       "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(30)%' AND pid <> pg_backend_pid()",
     );
-    const f = await failureOf(running);
+    const f = await outcome;
     expect(f.type).toBe('UpstreamUnavailable');
     expect(f.nonRetryable).toBe(false);
     expect(f.message).toContain('1_slow.sql');
