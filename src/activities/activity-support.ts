@@ -4,6 +4,8 @@
  * progress heartbeats whose details let the next attempt resume.
  */
 import { Context } from '@temporalio/activity';
+import type { z } from 'zod';
+import { FailureType, failure } from '../errors';
 
 /** True when running inside an activity (false in plain unit tests of helpers). */
 function inActivity(): boolean {
@@ -47,4 +49,21 @@ export function lastHeartbeat<T>(): T | undefined {
 export function sleepCancellable(ms: number): Promise<void> {
   if (inActivity()) return Context.current().sleep(ms);
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Checks an activity's input against its schema; anything malformed is a non-retryable `InvalidInput`
+ * naming each offending field (`limit: Too big: expected number to be <=500`).
+ */
+export function parseActivityInput<S extends z.ZodType>(
+  schema: S,
+  input: unknown,
+  activity: string,
+): z.output<S> {
+  const parsed = schema.safeParse(input ?? {});
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`);
+  throw failure(FailureType.InvalidInput, `${activity}: invalid input: ${issues.join('; ')}`, {
+    details: { activity, issues },
+  });
 }

@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { FailureType, failure } from '../../errors';
-import { cancellationSignal, heartbeat, lastHeartbeat } from '../activity-support';
+import { cancellationSignal, heartbeat, lastHeartbeat, parseActivityInput } from '../activity-support';
 import type { Fetch } from '../http/http-client';
 import { HttpClient } from '../http/http-client';
 
@@ -60,16 +60,6 @@ export interface CdnActivitiesOptions {
   timeoutMs?: number;
 }
 
-function parseInput<S extends z.ZodType>(schema: S, input: unknown, activity: string): z.output<S> {
-  const parsed = schema.safeParse(input);
-  if (!parsed.success) {
-    throw failure(FailureType.InvalidInput, `${activity}: invalid input: ${z.prettifyError(parsed.error)}`, {
-      details: { issues: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`) },
-    });
-  }
-  return parsed.data;
-}
-
 /**
  * Builds the CDN activities for one zone.
  *
@@ -120,7 +110,7 @@ export function createCdnActivities(options: CdnActivitiesOptions) {
   return {
     /** Purges the given URLs (in batches, resumable) or the whole zone. */
     async purgeCache(input: PurgeCacheInput): Promise<PurgeCacheResult> {
-      const { urls, everything } = parseInput(PurgeCacheInput, input, 'purgeCache');
+      const { urls, everything } = parseActivityInput(PurgeCacheInput, input, 'purgeCache');
       if (everything) {
         const id = await purge({ purge_everything: true });
         return { mode: 'everything', urlCount: 0, purgeIds: [id], requests: 1 };

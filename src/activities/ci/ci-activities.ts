@@ -15,6 +15,7 @@ import {
   idempotencyKey,
   lastHeartbeat,
   sleepCancellable,
+  parseActivityInput,
 } from '../activity-support';
 import type { Fetch } from '../http/http-client';
 import { HttpClient } from '../http/http-client';
@@ -115,14 +116,6 @@ export interface CiActivitiesOptions {
 export interface CiActivities {
   triggerBuild: (input: TriggerBuildInput) => Promise<TriggerBuildResult>;
   waitForBuild: (input: WaitForBuildInput) => Promise<WaitForBuildResult>;
-}
-
-function parseInput<S extends z.ZodType>(schema: S, input: unknown, activity: string): z.output<S> {
-  const parsed = schema.safeParse(input);
-  if (parsed.success) return parsed.data;
-  throw failure(FailureType.InvalidInput, `${activity}: invalid input: ${z.prettifyError(parsed.error)}`, {
-    details: { issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) },
-  });
 }
 
 /** True when `title` contains `version` as a whole word (`v1.2.0` is not in `build v1.2.0-rc1`). */
@@ -254,7 +247,7 @@ export function createCiActivities(options: CiActivitiesOptions): CiActivities {
 
   return {
     async triggerBuild(raw) {
-      const input = parseInput(TriggerBuildInput, raw, 'triggerBuild');
+      const input = parseActivityInput(TriggerBuildInput, raw, 'triggerBuild');
       const signal = cancellationSignal();
       const key = idempotencyKey();
       const previous = TriggerHeartbeat.safeParse(lastHeartbeat());
@@ -341,7 +334,7 @@ export function createCiActivities(options: CiActivitiesOptions): CiActivities {
     },
 
     async waitForBuild(raw) {
-      const input = parseInput(WaitForBuildInput, raw, 'waitForBuild');
+      const input = parseActivityInput(WaitForBuildInput, raw, 'waitForBuild');
       const signal = cancellationSignal();
       const previous = WaitForBuildHeartbeat.safeParse(lastHeartbeat());
       const resume = previous.success && previous.data.runId === input.runId ? previous.data : undefined;

@@ -16,6 +16,7 @@ import {
   idempotencyKey,
   lastHeartbeat,
   sleepCancellable,
+  parseActivityInput,
 } from '../activity-support';
 import type { Fetch, HttpClientOptions } from '../http/http-client';
 import { HttpClient } from '../http/http-client';
@@ -160,14 +161,6 @@ export interface CoolifyActivities {
   deployPreviousRevision: (input: DeployPreviousRevisionInput) => Promise<DeployPreviousRevisionResult>;
   getApplicationStatus: (input: GetApplicationStatusInput) => Promise<ApplicationStatus>;
   cancelDeployment: (input: CancelDeploymentInput) => Promise<CancelDeploymentResult>;
-}
-
-function parseInput<S extends z.ZodType>(schema: S, input: unknown, activity: string): z.output<S> {
-  const parsed = schema.safeParse(input);
-  if (parsed.success) return parsed.data;
-  throw failure(FailureType.InvalidInput, `${activity}: invalid input: ${z.prettifyError(parsed.error)}`, {
-    details: { issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) },
-  });
 }
 
 const QUEUE_FULL_RETRY_MS = 60_000;
@@ -384,7 +377,7 @@ export function createCoolifyActivities(options: CoolifyActivitiesOptions): Cool
 
   return {
     async deployApplication(raw) {
-      const input = parseInput(DeployApplicationInput, raw, 'deployApplication');
+      const input = parseActivityInput(DeployApplicationInput, raw, 'deployApplication');
       const signal = cancellationSignal();
       const key = idempotencyKey();
       const earlier = await resumed(key, input.applicationUuid, input.imageTag, signal);
@@ -400,7 +393,7 @@ export function createCoolifyActivities(options: CoolifyActivitiesOptions): Cool
     },
 
     async waitForDeployment(raw) {
-      const input = parseInput(WaitForDeploymentInput, raw, 'waitForDeployment');
+      const input = parseActivityInput(WaitForDeploymentInput, raw, 'waitForDeployment');
       const signal = cancellationSignal();
       const previous = WaitForDeploymentHeartbeat.safeParse(lastHeartbeat());
       const resume =
@@ -455,7 +448,7 @@ export function createCoolifyActivities(options: CoolifyActivitiesOptions): Cool
     },
 
     async deployPreviousRevision(raw) {
-      const input = parseInput(DeployPreviousRevisionInput, raw, 'deployPreviousRevision');
+      const input = parseActivityInput(DeployPreviousRevisionInput, raw, 'deployPreviousRevision');
       const signal = cancellationSignal();
       const key = idempotencyKey();
       const imageTag = input.previousImageTag;
@@ -525,7 +518,7 @@ export function createCoolifyActivities(options: CoolifyActivitiesOptions): Cool
     },
 
     async getApplicationStatus(raw) {
-      const input = parseInput(GetApplicationStatusInput, raw, 'getApplicationStatus');
+      const input = parseActivityInput(GetApplicationStatusInput, raw, 'getApplicationStatus');
       const app = await getApplication(input.applicationUuid, cancellationSignal());
       const [state = app.status, health] = app.status.split(':');
       return {
@@ -542,7 +535,7 @@ export function createCoolifyActivities(options: CoolifyActivitiesOptions): Cool
     },
 
     async cancelDeployment(raw) {
-      const input = parseInput(CancelDeploymentInput, raw, 'cancelDeployment');
+      const input = parseActivityInput(CancelDeploymentInput, raw, 'cancelDeployment');
       const signal = cancellationSignal();
       const res = await http.request({
         method: 'POST',

@@ -5,10 +5,9 @@
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import type { z } from 'zod';
 import { SecretRedactor } from '../../config/credential-ref';
 import { FailureType, failure } from '../../errors';
-import { cancellationSignal, heartbeat } from '../activity-support';
+import { cancellationSignal, heartbeat, parseActivityInput } from '../activity-support';
 import { classifyGitFailure, redactUrlCredentials } from './classify-git-failure';
 import {
   type CommitSummary,
@@ -44,15 +43,6 @@ export interface GitActivitiesOptions {
 
 /** Where fetched remote branches and tags are kept, apart from the repository's own refs. */
 const FETCH_NAMESPACE = 'refs/aceh-release';
-
-function parseInput<S extends z.ZodType>(schema: S, input: unknown, activity: string): z.infer<S> {
-  const parsed = schema.safeParse(input);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`);
-  throw failure(FailureType.InvalidInput, `${activity}: invalid input: ${issues.join('; ')}`, {
-    details: { activity, issues },
-  });
-}
 
 interface GitRun {
   stdout: string;
@@ -271,7 +261,7 @@ export function createGitActivities(options: GitActivitiesOptions) {
   }
 
   async function createTag(input: CreateTagInput): Promise<CreateTagResult> {
-    const { name, commit, message } = parseInput(CreateTagInput, input, 'createTag');
+    const { name, commit, message } = parseActivityInput(CreateTagInput, input, 'createTag');
     await ensureRepo();
     const sha = await resolveCommit(commit, 'createTag');
     const existing = await remoteTag(name);
@@ -297,7 +287,7 @@ export function createGitActivities(options: GitActivitiesOptions) {
   }
 
   async function verifyTag(input: VerifyTagInput): Promise<VerifyTagResult> {
-    const { name, commit } = parseInput(VerifyTagInput, input, 'verifyTag');
+    const { name, commit } = parseActivityInput(VerifyTagInput, input, 'verifyTag');
     await ensureRepo();
     const tag = await remoteTag(name);
     if (!tag) {
@@ -318,7 +308,7 @@ export function createGitActivities(options: GitActivitiesOptions) {
   }
 
   async function listCommitsBetween(input: ListCommitsBetweenInput): Promise<ListCommitsBetweenResult> {
-    const { from, to } = parseInput(ListCommitsBetweenInput, input, 'listCommitsBetween');
+    const { from, to } = parseActivityInput(ListCommitsBetweenInput, input, 'listCommitsBetween');
     await ensureRepo();
     await fetchRemote();
     const toSha = await resolveCommit(to, 'listCommitsBetween', true);

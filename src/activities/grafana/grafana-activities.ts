@@ -4,8 +4,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { FailureType, failure } from '../../errors';
-import { cancellationSignal, idempotencyKey } from '../activity-support';
+import { cancellationSignal, idempotencyKey, parseActivityInput } from '../activity-support';
 import type { Fetch } from '../http/http-client';
 import { HttpClient } from '../http/http-client';
 
@@ -60,16 +59,6 @@ export interface GrafanaActivitiesOptions {
   timeoutMs?: number;
 }
 
-function parseInput<S extends z.ZodType>(schema: S, input: unknown, activity: string): z.output<S> {
-  const parsed = schema.safeParse(input);
-  if (!parsed.success) {
-    throw failure(FailureType.InvalidInput, `${activity}: invalid input: ${z.prettifyError(parsed.error)}`, {
-      details: { issues: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`) },
-    });
-  }
-  return parsed.data;
-}
-
 /**
  * The tag that marks the annotation of one activity: a digest of `<workflowId>/<activityId>`, because
  * Grafana keeps tags short and splits them at `:` into key and value.
@@ -103,7 +92,11 @@ export function createGrafanaActivities(options: GrafanaActivitiesOptions) {
   return {
     /** Adds an annotation (once per activity, however often it is retried). */
     async annotate(input: AnnotateInput): Promise<AnnotateResult> {
-      const { text, tags, time, timeEnd, dashboardUid } = parseInput(AnnotateInput, input, 'annotate');
+      const { text, tags, time, timeEnd, dashboardUid } = parseActivityInput(
+        AnnotateInput,
+        input,
+        'annotate',
+      );
       const idempotencyTag = annotationIdempotencyTag(idempotencyKey());
       const signal = cancellationSignal();
       const existing = await http.request({

@@ -4,7 +4,7 @@
  */
 import { z } from 'zod';
 import { FailureType, failure } from '../../errors';
-import { cancellationSignal, heartbeat } from '../activity-support';
+import { cancellationSignal, heartbeat, parseActivityInput } from '../activity-support';
 import type { Fetch } from '../http/http-client';
 import { HttpClient } from '../http/http-client';
 import { LokiQueryResponse, logqlDuration, toNanoseconds } from './loki-api';
@@ -77,16 +77,6 @@ export interface LokiActivitiesOptions {
 
 export const DEFAULT_LOKI_ERROR_FILTER = '|~ "(?i)(error|fatal|panic)"';
 
-function parseInput<S extends z.ZodType>(schema: S, input: unknown, activity: string): z.output<S> {
-  const parsed = schema.safeParse(input);
-  if (!parsed.success) {
-    throw failure(FailureType.InvalidInput, `${activity}: invalid input: ${z.prettifyError(parsed.error)}`, {
-      details: { issues: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`) },
-    });
-  }
-  return parsed.data;
-}
-
 /** Identifies a log entry: Loki keeps one copy of identical lines at the same instant in the same stream. */
 function entryKey(e: { ts: bigint; labels: Record<string, string>; line: string }): string {
   const labels = Object.entries(e.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
@@ -125,7 +115,7 @@ export function createLokiActivities(options: LokiActivitiesOptions) {
      * over a range as long as the window: `sum(count_over_time({...} |~ "..." [5m]))`.
      */
     async countErrors(input: CountErrorsInput): Promise<CountErrorsResult> {
-      const { selector, since, until } = parseInput(CountErrorsInput, input, 'countErrors');
+      const { selector, since, until } = parseActivityInput(CountErrorsInput, input, 'countErrors');
       const windowMs = Date.parse(until) - Date.parse(since);
       const query = `sum(count_over_time(${selector} ${filter} [${logqlDuration(windowMs)}]))`;
       const at = toNanoseconds(until).toString();
@@ -158,7 +148,7 @@ export function createLokiActivities(options: LokiActivitiesOptions) {
 
     /** The newest error lines of `selector` in [since, until), at most `limit`. */
     async errorLines(input: ErrorLinesInput): Promise<ErrorLinesResult> {
-      const { selector, since, until, limit } = parseInput(ErrorLinesInput, input, 'errorLines');
+      const { selector, since, until, limit } = parseActivityInput(ErrorLinesInput, input, 'errorLines');
       const query = `${selector} ${filter}`;
       const start = toNanoseconds(since);
       let end = toNanoseconds(until);

@@ -11,7 +11,7 @@ import type { ConnectionSettings, OpenConnection } from './postgres-connection';
 import { ensureSchema, openConnection, throwIfCancelled } from './postgres-connection';
 import type { AppendAuditRecordResult } from './postgres-schemas';
 import { AppendAuditRecordInput } from './postgres-schemas';
-import { parseInput } from './parse-input';
+import { parseActivityInput as parseInput } from '../activity-support';
 
 /** Where the audit log lives (H4). A restore leaves every object whose name starts with the table's alone. */
 export const AUDIT_SCHEMA = 'internal';

@@ -20,7 +20,7 @@ import {
 } from './postgres-connection';
 import type { ApplyMigrationsProgress, ApplyMigrationsResult } from './postgres-schemas';
 import { ApplyMigrationsInput } from './postgres-schemas';
-import { parseInput } from './parse-input';
+import { parseActivityInput as parseInput } from '../activity-support';
 
 export interface MigrationsDependencies {
   settings: ConnectionSettings;

@@ -22,7 +22,7 @@ import type {
   TakeSnapshotResult,
 } from './postgres-schemas';
 import { RestoreSnapshotInput, TakeSnapshotInput } from './postgres-schemas';
-import { parseInput } from './parse-input';
+import { parseActivityInput as parseInput } from '../activity-support';
 import { runPgTool } from './run-pg-tool';
 
 export interface SnapshotDependencies {

@@ -5,7 +5,7 @@
  */
 import { z } from 'zod';
 import { FailureType, failure } from '../../errors';
-import { cancellationSignal } from '../activity-support';
+import { cancellationSignal, parseActivityInput } from '../activity-support';
 import type { Fetch } from '../http/http-client';
 import { HttpClient } from '../http/http-client';
 import type { PromFloatPoint, PromLabels, PromQueryData } from './prometheus-api';
@@ -132,16 +132,6 @@ export interface PrometheusActivitiesOptions {
   metrics?: Partial<PrometheusMetricNames>;
 }
 
-function parseInput<S extends z.ZodType>(schema: S, input: unknown, activity: string): z.output<S> {
-  const parsed = schema.safeParse(input);
-  if (!parsed.success) {
-    throw failure(FailureType.InvalidInput, `${activity}: invalid input: ${z.prettifyError(parsed.error)}`, {
-      details: { issues: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`) },
-    });
-  }
-  return parsed.data;
-}
-
 const METRIC_NAME = /^[a-zA-Z_:][a-zA-Z0-9_:]*$/;
 const LABEL_NAME = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
 
@@ -231,7 +221,7 @@ export function createPrometheusActivities(options: PrometheusActivitiesOptions)
   return {
     /** Evaluates PromQL at one instant; a range-vector query is refused by Prometheus (400). */
     async queryInstant(input: QueryInstantInput): Promise<QueryInstantResult> {
-      const { query, time } = parseInput(QueryInstantInput, input, 'queryInstant');
+      const { query, time } = parseActivityInput(QueryInstantInput, input, 'queryInstant');
       const { data, warnings } = await instant(query, time, 'queryInstant');
       if (data.resultType === 'matrix') {
         throw failure(
@@ -248,7 +238,7 @@ export function createPrometheusActivities(options: PrometheusActivitiesOptions)
 
     /** Evaluates PromQL over a time range. */
     async queryRange(input: QueryRangeInput): Promise<QueryRangeResult> {
-      const { query, start, end, stepSeconds } = parseInput(QueryRangeInput, input, 'queryRange');
+      const { query, start, end, stepSeconds } = parseActivityInput(QueryRangeInput, input, 'queryRange');
       const res = await http.request({
         path: '/api/v1/query_range',
         query: { query, start: toSeconds(start), end: toSeconds(end), step: String(stepSeconds) },
@@ -276,7 +266,7 @@ export function createPrometheusActivities(options: PrometheusActivitiesOptions)
      * the increase of all requests (both evaluated at the same instant).
      */
     async sampleErrorRate(input: SampleErrorRateInput): Promise<SampleErrorRateResult> {
-      const { service, windowSeconds, minRequests, time } = parseInput(
+      const { service, windowSeconds, minRequests, time } = parseActivityInput(
         SampleErrorRateInput,
         input,
         'sampleErrorRate',
@@ -306,7 +296,7 @@ export function createPrometheusActivities(options: PrometheusActivitiesOptions)
 
     /** The `quantile` of request durations over the window, from the duration histogram's buckets. */
     async sampleLatency(input: SampleLatencyInput): Promise<SampleLatencyResult> {
-      const { quantile, service, windowSeconds, time } = parseInput(
+      const { quantile, service, windowSeconds, time } = parseActivityInput(
         SampleLatencyInput,
         input,
         'sampleLatency',

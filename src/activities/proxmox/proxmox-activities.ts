@@ -3,9 +3,14 @@
  * it, clone from it when rolling back, delete templates past retention) and the task polling every
  * mutating call needs. Talks to `https://<host>:8006/api2/json` with an API token.
  */
-import type { z } from 'zod';
 import { FailureType, failure } from '../../errors';
-import { cancellationSignal, heartbeat, lastHeartbeat, sleepCancellable } from '../activity-support';
+import {
+  cancellationSignal,
+  heartbeat,
+  lastHeartbeat,
+  sleepCancellable,
+  parseActivityInput,
+} from '../activity-support';
 import { type Fetch, HttpClient } from '../http/http-client';
 import {
   ClusterResourcesAnswer,
@@ -39,15 +44,6 @@ export interface ProxmoxActivitiesOptions {
   pollIntervalMs?: number;
   /** Per-request timeout; 30 s by default. */
   timeoutMs?: number;
-}
-
-function parseInput<S extends z.ZodType>(schema: S, input: unknown, activity: string): z.infer<S> {
-  const parsed = schema.safeParse(input);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`);
-  throw failure(FailureType.InvalidInput, `${activity}: invalid input: ${issues.join('; ')}`, {
-    details: { activity, issues },
-  });
 }
 
 /** The node a task runs on, from its UPID (`UPID:<node>:...`). */
@@ -174,7 +170,7 @@ export function createProxmoxActivities(options: ProxmoxActivitiesOptions) {
   }
 
   async function snapshotVm(input: SnapshotVmInput): Promise<ProxmoxTaskRef> {
-    const { vmid, snapname, description } = parseInput(SnapshotVmInput, input, 'snapshotVm');
+    const { vmid, snapname, description } = parseActivityInput(SnapshotVmInput, input, 'snapshotVm');
     const guest = await requireGuest(vmid, 'snapshotVm');
     const base = `/nodes/${enc(guest.node)}/qemu/${vmid}/snapshot`;
     const { body } = await http.request({
@@ -191,7 +187,7 @@ export function createProxmoxActivities(options: ProxmoxActivitiesOptions) {
   }
 
   async function convertToTemplate(input: ConvertToTemplateInput): Promise<ProxmoxTaskRef> {
-    const { vmid } = parseInput(ConvertToTemplateInput, input, 'convertToTemplate');
+    const { vmid } = parseActivityInput(ConvertToTemplateInput, input, 'convertToTemplate');
     const guest = await requireGuest(vmid, 'convertToTemplate');
     const { body } = await http.request({
       path: `/nodes/${enc(guest.node)}/qemu/${vmid}/config`,
@@ -206,7 +202,7 @@ export function createProxmoxActivities(options: ProxmoxActivitiesOptions) {
   }
 
   async function cloneVm(input: CloneVmInput): Promise<ProxmoxTaskRef> {
-    const { vmid, newid, name, full } = parseInput(CloneVmInput, input, 'cloneVm');
+    const { vmid, newid, name, full } = parseActivityInput(CloneVmInput, input, 'cloneVm');
     const source = await requireGuest(vmid, 'cloneVm');
     const existing = await findGuest(newid);
     if (existing) {
@@ -225,7 +221,7 @@ export function createProxmoxActivities(options: ProxmoxActivitiesOptions) {
   }
 
   async function deleteVm(input: DeleteVmInput): Promise<ProxmoxTaskRef> {
-    const { vmid, expectName, expectTemplate, purge } = parseInput(DeleteVmInput, input, 'deleteVm');
+    const { vmid, expectName, expectTemplate, purge } = parseActivityInput(DeleteVmInput, input, 'deleteVm');
     const guest = await findGuest(vmid);
     if (!guest) return { vmid, node: options.node, upid: null, started: false };
     const running = await activeTask(guest.node, vmid, 'qmdestroy');
@@ -265,7 +261,7 @@ export function createProxmoxActivities(options: ProxmoxActivitiesOptions) {
   }
 
   async function waitForTask(input: WaitForTaskInput): Promise<WaitForTaskResult> {
-    const { upid } = parseInput(WaitForTaskInput, input, 'waitForTask');
+    const { upid } = parseActivityInput(WaitForTaskInput, input, 'waitForTask');
     const node = nodeOfUpid(upid);
     const previous = WaitForTaskProgress.safeParse(lastHeartbeat());
     let polls = previous.success && previous.data.upid === upid ? previous.data.polls : 0;

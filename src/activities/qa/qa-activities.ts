@@ -13,6 +13,7 @@ import {
   type QaSummary,
   SummarizeQaReportInput,
 } from './qa-schemas';
+import { parseActivityInput } from '../activity-support';
 
 export interface QaActivitiesOptions {
   /** Failures listed in the summary; the rest are counted in `omittedFailures`. 50 by default. */
@@ -21,15 +22,6 @@ export interface QaActivitiesOptions {
   maxErrorChars?: number;
   /** Larger reports are refused (PolicyViolation); 200 MiB by default. */
   maxReportBytes?: number;
-}
-
-function parseInput<S extends z.ZodType>(schema: S, input: unknown, activity: string): z.infer<S> {
-  const parsed = schema.safeParse(input);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`);
-  throw failure(FailureType.InvalidInput, `${activity}: invalid input: ${issues.join('; ')}`, {
-    details: { activity, issues },
-  });
 }
 
 // eslint-disable-next-line no-control-regex
@@ -206,7 +198,7 @@ export function createQaActivities(options: QaActivitiesOptions = {}) {
   }
 
   async function summarizeQaReport(input: SummarizeQaReportInput): Promise<QaSummary> {
-    const { path, format } = parseInput(SummarizeQaReportInput, input, 'summarizeQaReport');
+    const { path, format } = parseActivityInput(SummarizeQaReportInput, input, 'summarizeQaReport');
     const json = await readJson(path, format);
     const tally =
       format === 'playwright'

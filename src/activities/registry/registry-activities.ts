@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { FailureType, failure } from '../../errors';
-import { cancellationSignal } from '../activity-support';
+import { cancellationSignal, parseActivityInput } from '../activity-support';
 import type { Fetch, HttpResponse } from '../http/http-client';
 import { HttpClient } from '../http/http-client';
 import type { ManifestBody as ManifestBodyType } from './registry-api';
@@ -73,14 +73,6 @@ export interface RegistryActivitiesOptions {
 export interface RegistryActivities {
   resolveImageDigest: (input: ResolveImageDigestInput) => Promise<ResolveImageDigestResult>;
   checkDigestExists: (input: CheckDigestExistsInput) => Promise<CheckDigestExistsResult>;
-}
-
-function parseInput<S extends z.ZodType>(schema: S, input: unknown, activity: string): z.output<S> {
-  const parsed = schema.safeParse(input);
-  if (parsed.success) return parsed.data;
-  throw failure(FailureType.InvalidInput, `${activity}: invalid input: ${z.prettifyError(parsed.error)}`, {
-    details: { issues: parsed.error.issues.map((i) => ({ path: i.path.join('.'), message: i.message })) },
-  });
 }
 
 interface Fetched<T> {
@@ -271,7 +263,7 @@ export function createRegistryActivities(options: RegistryActivitiesOptions): Re
 
   return {
     async resolveImageDigest(raw) {
-      const input = parseInput(ResolveImageDigestInput, raw, 'resolveImageDigest');
+      const input = parseActivityInput(ResolveImageDigestInput, raw, 'resolveImageDigest');
       const operation = `GET /v2/${repository}/manifests/${input.tag}`;
       const got = await getManifest(input.tag, cancellationSignal());
       if ('missing' in got) {
@@ -314,7 +306,7 @@ export function createRegistryActivities(options: RegistryActivitiesOptions): Re
     },
 
     async checkDigestExists(raw) {
-      const input = parseInput(CheckDigestExistsInput, raw, 'checkDigestExists');
+      const input = parseActivityInput(CheckDigestExistsInput, raw, 'checkDigestExists');
       const operation = `GET /v2/${repository}/manifests/${input.digest}`;
       const reference = `${host}/${repository}@${input.digest}`;
       const got = await getManifest(input.digest, cancellationSignal());

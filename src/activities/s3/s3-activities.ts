@@ -14,10 +14,9 @@ import {
 } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { log } from '@temporalio/activity';
-import type { z } from 'zod';
 import { SecretRedactor } from '../../config/credential-ref';
 import { FailureType, failure } from '../../errors';
-import { cancellationSignal, heartbeat, lastHeartbeat } from '../activity-support';
+import { cancellationSignal, heartbeat, lastHeartbeat, parseActivityInput } from '../activity-support';
 import { classifyS3Answer, classifyS3Failure, s3ErrorCode, s3ErrorStatus } from './classify-s3-failure';
 import {
   CopyObjectInput,
@@ -66,15 +65,6 @@ export interface S3ActivitiesOptions {
   heartbeatIntervalMs?: number;
   /** Inject a client (tests); otherwise one is built from the options above. */
   client?: S3Client;
-}
-
-function parseInput<S extends z.ZodType>(schema: S, input: unknown, activity: string): z.infer<S> {
-  const parsed = schema.safeParse(input);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`);
-  throw failure(FailureType.InvalidInput, `${activity}: invalid input: ${issues.join('; ')}`, {
-    details: { activity, issues },
-  });
 }
 
 /** Calls `fn` at most once per interval, except when `force` is set. */
@@ -226,7 +216,7 @@ export function createS3Activities(options: S3ActivitiesOptions) {
   }
 
   async function uploadFile(input: UploadFileInput): Promise<UploadFileResult> {
-    const { key, path, contentType } = parseInput(UploadFileInput, input, 'uploadFile');
+    const { key, path, contentType } = parseActivityInput(UploadFileInput, input, 'uploadFile');
     const signal = cancellationSignal();
     let stat: fs.Stats;
     try {
@@ -309,7 +299,7 @@ export function createS3Activities(options: S3ActivitiesOptions) {
   }
 
   async function copyObject(input: CopyObjectInput): Promise<CopyObjectResult> {
-    const { sourceKey, destKey } = parseInput(CopyObjectInput, input, 'copyObject');
+    const { sourceKey, destKey } = parseActivityInput(CopyObjectInput, input, 'copyObject');
     const source = await head(sourceKey);
     if (!source) {
       throw failure(FailureType.NotFound, `S3 copy source s3://${bucket}/${sourceKey} does not exist`, {
@@ -355,7 +345,7 @@ export function createS3Activities(options: S3ActivitiesOptions) {
   }
 
   async function listObjects(input: ListObjectsInput): Promise<ListObjectsResult> {
-    const { prefix } = parseInput(ListObjectsInput, input, 'listObjects');
+    const { prefix } = parseActivityInput(ListObjectsInput, input, 'listObjects');
     const objects: S3ObjectSummary[] = [];
     let token: string | undefined;
     let pages = 0;
@@ -402,7 +392,7 @@ export function createS3Activities(options: S3ActivitiesOptions) {
   }
 
   async function deleteObjects(input: DeleteObjectsInput): Promise<DeleteObjectsResult> {
-    const { keys } = parseInput(DeleteObjectsInput, input, 'deleteObjects');
+    const { keys } = parseActivityInput(DeleteObjectsInput, input, 'deleteObjects');
     const unique = [...new Set(keys)];
     const chunks: string[][] = [];
     for (let i = 0; i < unique.length; i += DELETE_CHUNK_SIZE)

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import type { z } from 'zod';
 import { SecretRedactor } from '../../config/credential-ref';
 import { FailureType, failure } from '../../errors';
-import { cancellationSignal, heartbeat } from '../activity-support';
+import { cancellationSignal, heartbeat, parseActivityInput } from '../activity-support';
 import type { Fetch } from '../http/http-client';
 import {
   CheckEndpointsInput,
@@ -36,15 +36,6 @@ export interface SmokeActivitiesOptions {
   concurrency?: number;
   /** Body bytes read to look for `bodyIncludes`; 1 MiB by default. */
   maxBodyBytes?: number;
-}
-
-function parseInput<S extends z.ZodType>(schema: S, input: unknown, activity: string): z.infer<S> {
-  const parsed = schema.safeParse(input);
-  if (parsed.success) return parsed.data;
-  const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`);
-  throw failure(FailureType.InvalidInput, `${activity}: invalid input: ${issues.join('; ')}`, {
-    details: { activity, issues },
-  });
 }
 
 /** Keeps the last `limit` bytes written to it. */
@@ -169,7 +160,7 @@ export function createSmokeActivities(options: SmokeActivitiesOptions) {
   }
 
   async function checkEndpoints(input: CheckEndpointsInput): Promise<CheckEndpointsResult> {
-    const { checks } = parseInput(CheckEndpointsInput, input, 'checkEndpoints');
+    const { checks } = parseActivityInput(CheckEndpointsInput, input, 'checkEndpoints');
     const results: EndpointCheckResult[] = new Array<EndpointCheckResult>(checks.length);
     let next = 0;
     let done = 0;
@@ -187,7 +178,7 @@ export function createSmokeActivities(options: SmokeActivitiesOptions) {
   }
 
   async function runCommand(input: RunCommandInput): Promise<RunCommandResult> {
-    const { command, cwd, timeoutMs, env } = parseInput(RunCommandInput, input, 'runCommand');
+    const { command, cwd, timeoutMs, env } = parseActivityInput(RunCommandInput, input, 'runCommand');
     const [executable = '', ...args] = command;
     if (!options.allowedExecutables.includes(executable)) {
       throw failure(

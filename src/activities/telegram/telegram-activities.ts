@@ -3,8 +3,7 @@
  * rollback did.
  */
 import { z } from 'zod';
-import { FailureType, failure } from '../../errors';
-import { cancellationSignal } from '../activity-support';
+import { cancellationSignal, parseActivityInput } from '../activity-support';
 import { classifyHttpStatus } from '../http/classify-http-failure';
 import type { Fetch } from '../http/http-client';
 import { HttpClient } from '../http/http-client';
@@ -45,16 +44,6 @@ export interface TelegramActivitiesOptions {
   baseUrl?: string;
   fetch?: Fetch;
   timeoutMs?: number;
-}
-
-function parseInput<S extends z.ZodType>(schema: S, input: unknown, activity: string): z.output<S> {
-  const parsed = schema.safeParse(input);
-  if (!parsed.success) {
-    throw failure(FailureType.InvalidInput, `${activity}: invalid input: ${z.prettifyError(parsed.error)}`, {
-      details: { issues: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`) },
-    });
-  }
-  return parsed.data;
 }
 
 const TOKEN_SHAPE = /^\d+:[A-Za-z0-9_-]+$/;
@@ -100,7 +89,7 @@ export function createTelegramActivities(options: TelegramActivitiesOptions) {
   return {
     /** Posts `text` to the configured chat (at least once; see the factory). */
     async sendMessage(input: SendMessageInput): Promise<SendMessageResult> {
-      const { text, parseMode, silent } = parseInput(SendMessageInput, input, 'sendMessage');
+      const { text, parseMode, silent } = parseActivityInput(SendMessageInput, input, 'sendMessage');
       const res = await http.request({
         method: 'POST',
         path: '/sendMessage',
