@@ -7,6 +7,9 @@
 import path from 'node:path';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from './activities';
+import { configFilePath, readPlatformConfig } from './config/load-platform-config';
+import { formatIssue } from './config/validate-platform-config';
+import type { PlatformConfig } from './config/platform-config';
 import {
   TASK_QUEUE,
   describeConnection,
@@ -25,14 +28,33 @@ export async function connectWorker(
   return NativeConnection.connect({ address, tls: settings.tls, apiKey: settings.apiKey });
 }
 
-/** Builds the worker on `connection`; `run()` it, `shutdown()` it. */
-export async function createWorker(connection: NativeConnection, namespace: string): Promise<Worker> {
+const log = (line: string): void => {
+  process.stderr.write(`${line}\n`);
+};
+
+/**
+ * Builds the worker on `connection`; `run()` it, `shutdown()` it. Without `config` it reads the platform
+ * configuration from `ACEH_RELEASE_CONFIG` or `config/aceh-commerce.yaml` (with `ACEH_RELEASE__…`
+ * overrides) and throws `PlatformConfigError`/`ConfigFileError` when it is unusable. Credentials are not
+ * read here: each system resolves its references on the first call of one of its activities.
+ */
+export async function createWorker(
+  connection: NativeConnection,
+  namespace: string,
+  config?: PlatformConfig,
+): Promise<Worker> {
+  let platform = config;
+  if (!platform) {
+    const loaded = readPlatformConfig({ file: configFilePath(undefined, process.env), env: process.env });
+    for (const w of loaded.warnings) log(`aceh-release: configuration warning: ${formatIssue(w)}`);
+    platform = loaded.config;
+  }
   return Worker.create({
     connection,
     namespace,
     taskQueue: TASK_QUEUE,
     workflowsPath: WORKFLOWS_PATH,
-    activities: createActivities({ log: (line) => process.stderr.write(`${line}\n`) }),
+    activities: createActivities({ config: platform, credentials: { env: process.env }, log }),
   });
 }
 

@@ -497,6 +497,62 @@ export const CiSystem = z.strictObject({
   }),
 });
 
+/** Names of traffic targets, services and backends in the traffic section. */
+const TrafficName = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,199}$/, 'must be a name of letters, digits, ".", "_", "@" or "-"');
+
+/**
+ * The traffic provider that switches (S1), splits (S3) and mirrors (S4) user requests, with its own
+ * settings; `services` maps a service to the provider's names. Optional: without it the worker registers
+ * no traffic activities.
+ */
+export const TrafficSystem = z.discriminatedUnion('provider', [
+  /** HAProxy's runtime API: a service is a backend, a target one of its servers. */
+  z.strictObject({
+    provider: z.literal('haproxy'),
+    /** The runtime API socket (declared `level admin`): a unix socket path, or host and port. */
+    socket: z.union([
+      z.strictObject({ path: z.string().min(1) }),
+      z.strictObject({ host: z.string().min(1), port: z.int().min(1).max(65535) }),
+    ]),
+    services: z
+      .record(
+        TrafficName,
+        z.strictObject({
+          backend: TrafficName.optional(),
+          targets: z.record(TrafficName, TrafficName).optional(),
+        }),
+      )
+      .optional(),
+  }),
+  /** Traefik's file provider: the adapter rewrites the dynamic configuration file. */
+  z.strictObject({
+    provider: z.literal('traefik'),
+    file: z.string().min(1),
+    services: z
+      .record(TrafficName, z.strictObject({ targets: z.record(TrafficName, TrafficName).optional() }))
+      .optional(),
+  }),
+  /** Cloudflare DNS: a service is a DNS record, a target the address (or CNAME host) it points to. */
+  z.strictObject({
+    provider: z.literal('cloudflare-dns'),
+    apiUrl: SystemUrl.prefault('https://api.cloudflare.com/client/v4'),
+    zoneId: z.string().regex(/^[0-9a-f]{32}$/, 'must be a Cloudflare zone id: 32 hexadecimal digits'),
+    /** An API token with DNS edit permission on the zone. */
+    token: SecretRef,
+    services: z.record(
+      TrafficName,
+      z.strictObject({
+        record: z.string().min(1),
+        type: z.enum(['A', 'AAAA', 'CNAME']).default('A'),
+        targets: z.record(TrafficName, z.string().min(1)),
+      }),
+    ),
+  }),
+]);
+export type TrafficSystem = z.infer<typeof TrafficSystem>;
+
 /** Every external system the activities talk to. */
 export const Systems = z.strictObject({
   coolify: CoolifySystem,
@@ -512,6 +568,7 @@ export const Systems = z.strictObject({
   cdn: CdnSystem,
   git: GitSystem,
   ci: CiSystem,
+  traffic: TrafficSystem.optional(),
 });
 export type Systems = z.infer<typeof Systems>;
 
