@@ -10,7 +10,6 @@ import { ActivityFailure, ApplicationFailure } from '@temporalio/common';
 import { tsToMs } from '@temporalio/common/lib/time';
 import { temporal } from '@temporalio/proto';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as activities from './activities-conformance';
 import {
@@ -21,6 +20,7 @@ import {
   historyOf,
   referenceEventTypes,
   replay,
+  runWithWorker,
   uid,
   type History,
 } from './helpers';
@@ -49,15 +49,8 @@ afterAll(async () => {
 });
 
 /** Runs `fn` with a worker polling a fresh task queue. */
-async function withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T> {
-  const taskQueue = uid('activities');
-  const worker = await Worker.create({
-    connection: env.nativeConnection,
-    taskQueue,
-    workflowBundle: await bundle(WORKFLOWS),
-    activities,
-  });
-  return await worker.runUntil(() => fn(taskQueue));
+function withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  return runWithWorker(env, { workflowsFile: WORKFLOWS, activities, queuePrefix: 'activities' }, fn);
 }
 
 function startRunActivity(

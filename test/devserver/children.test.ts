@@ -23,6 +23,7 @@ import {
   referenceEventTypes,
   replay,
   uid,
+  waitFor,
   type History,
 } from './helpers';
 import {
@@ -72,21 +73,6 @@ afterAll(async () => {
 /** Runs `fn` against the file's worker (Worker.create costs about a second, so one serves all tests). */
 async function withWorker<T>(fn: (taskQueue: string) => Promise<T>): Promise<T> {
   return await fn(sharedTaskQueue);
-}
-
-/** Polls `probe` until it returns a truthy value (state changes driven by the server, not by time). */
-async function waitFor<T>(
-  probe: () => Promise<T | undefined | false>,
-  what: string,
-  timeoutMs = 15_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
 }
 
 async function statusOf(handle: WorkflowHandle): Promise<string> {

@@ -109,3 +109,34 @@ export function referenceEventTypes(file: string): string[] {
 export async function replay(history: History, workflowsFile: string, workflowId = 'replay'): Promise<void> {
   await Worker.runReplayHistory({ workflowBundle: await bundle(workflowsFile) }, history, workflowId);
 }
+
+/** Runs `fn` with a worker polling a fresh task queue of `env`, stopping the worker when `fn` settles. */
+export async function runWithWorker<T>(
+  env: TestWorkflowEnvironment,
+  options: { workflowsFile: string; activities: object; queuePrefix: string },
+  fn: (taskQueue: string) => Promise<T>,
+): Promise<T> {
+  const taskQueue = uid(options.queuePrefix);
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowBundle: await bundle(options.workflowsFile),
+    activities: options.activities,
+  });
+  return await worker.runUntil(() => fn(taskQueue));
+}
+
+/** Polls `probe` until it returns a truthy value (state driven by the server, not by time), bounded. */
+export async function waitFor<T>(
+  probe: () => Promise<T | undefined | false>,
+  what: string,
+  timeoutMs = 15_000,
+): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
