@@ -18,6 +18,7 @@ import {
   type CredentialRef,
   type CredentialSources,
 } from '../config/credential-ref';
+import type { Client } from '@temporalio/client';
 import type { PlatformConfig } from '../config/platform-config';
 import { FailureType, failure } from '../errors';
 import { createCdnActivities } from './cdn/cdn-activities';
@@ -31,6 +32,7 @@ import { createPrometheusActivities } from './prometheus/prometheus-activities';
 import { createProxmoxActivities } from './proxmox/proxmox-activities';
 import { createQaActivities } from './qa/qa-activities';
 import { createRegistryActivities } from './registry/registry-activities';
+import { createReleaseActivities, type ReleaseActivities } from './release/release-activities';
 import { createS3Activities } from './s3/s3-activities';
 import { createSmokeActivities } from './smoke/smoke-activities';
 import { createTelegramActivities } from './telegram/telegram-activities';
@@ -38,6 +40,22 @@ import { createCloudflareDnsTrafficActivities } from './traffic/dns-cloudflare';
 import { createHaproxyTrafficActivities } from './traffic/haproxy-runtime';
 import { createTraefikFileTrafficActivities } from './traffic/traefik-file';
 import type { TrafficProvider } from './traffic/traffic-provider';
+import { createReleaseLookupActivities, type ReleaseLookupActivities } from './temporal/release-lookup';
+import { createTemporalActivities, type TemporalActivities } from './temporal/temporal-activities';
+import type { CdnActivities } from './cdn/cdn-activities';
+import type { CiActivities } from './ci/ci-activities';
+import type { CoolifyActivities } from './coolify/coolify-activities';
+import type { GitActivities } from './git/git-activities';
+import type { GrafanaActivities } from './grafana/grafana-activities';
+import type { LokiActivities } from './loki/loki-activities';
+import type { PostgresActivities } from './postgres';
+import type { PrometheusActivities } from './prometheus/prometheus-activities';
+import type { ProxmoxActivities } from './proxmox/proxmox-activities';
+import type { QaActivities } from './qa/qa-activities';
+import type { RegistryActivities } from './registry/registry-activities';
+import type { S3Activities } from './s3/s3-activities';
+import type { SmokeActivities } from './smoke/smoke-activities';
+import type { TelegramActivities } from './telegram/telegram-activities';
 
 /**
  * The parts of the platform configuration the activities need. Every `systems` section may be absent: a
@@ -53,6 +71,11 @@ export interface WorkerLocalSettings {
   gitDir?: string;
   /** Where database snapshots are written and restored from; `var/snapshots`. */
   snapshotDir?: string;
+  /**
+   * The git remote tags are pushed to, instead of the one derived from `systems.git` (a local bare
+   * repository in the sandbox of `npm start`).
+   */
+  gitRemote?: string;
   /** `pg_dump` and `pg_restore`; found on the PATH by default. */
   pgDumpPath?: string;
   pgRestorePath?: string;
@@ -67,6 +90,16 @@ export interface ActivityDependencies {
   /** For the HTTP systems; the global `fetch` by default. */
   fetch?: typeof fetch;
   local?: WorkerLocalSettings;
+  /**
+   * The Temporal client of the worker's cluster, for the environment lock and the rollback's release
+   * lookup. Without it those activities are not registered.
+   */
+  temporal?: { client: Client; taskQueue: string };
+}
+
+/** Whether `config` is a whole platform configuration (the release activities need all of it). */
+function isPlatformConfig(config: ActivitiesConfig): config is PlatformConfig {
+  return 'release' in config && 'approval' in config && 'environments' in config;
 }
 
 type AnyActivity = (...args: never[]) => Promise<unknown>;
@@ -341,7 +374,9 @@ export function createActivities(deps: ActivityDependencies) {
           const token = secret(git.token);
           return createGitActivities({
             repoDir: path.resolve(local.gitDir ?? path.join('var', 'git'), `${git.repository}.git`),
-            remote: `https://x-access-token:${encodeURIComponent(token)}@${gitHost(git.apiUrl)}/${git.repository}.git`,
+            remote:
+              local.gitRemote ??
+              `https://x-access-token:${encodeURIComponent(token)}@${gitHost(git.apiUrl)}/${git.repository}.git`,
             secrets: [token, encodeURIComponent(token)],
           });
         },
@@ -419,8 +454,34 @@ export function createActivities(deps: ActivityDependencies) {
         deps,
       )),
     ...trafficActivities(),
+    ...(isPlatformConfig(deps.config) && createReleaseActivities({ config: deps.config })),
+    ...(deps.temporal && createTemporalActivities(deps.temporal)),
+    ...(deps.temporal && createReleaseLookupActivities({ client: deps.temporal.client })),
   };
 }
 
-/** The activities the worker registers; a system absent from the configuration leaves its names out. */
-export type PlatformActivities = ReturnType<typeof createActivities>;
+/**
+ * Every activity a workflow may call, by name and signature; what `proxyActivities` is typed with. A worker
+ * registers those of its configured systems (`createActivities`); calling one it lacks fails the activity
+ * with a "not registered" error.
+ */
+export type PlatformActivities = CoolifyActivities &
+  RegistryActivities &
+  CiActivities & {
+    triggerSmokeTest: CiActivities['triggerBuild'];
+    waitForSmokeTest: CiActivities['waitForBuild'];
+  } & PostgresActivities &
+  S3Activities &
+  ProxmoxActivities &
+  GitActivities &
+  SmokeActivities &
+  QaActivities &
+  PrometheusActivities &
+  LokiActivities &
+  GrafanaActivities &
+  TelegramActivities &
+  CdnActivities &
+  TrafficProvider &
+  ReleaseActivities &
+  TemporalActivities &
+  ReleaseLookupActivities;

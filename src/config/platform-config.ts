@@ -584,8 +584,13 @@ export const ApprovalPolicy = z.strictObject({
   approvers: z.array(Identity).min(1, 'must list at least one approver'),
   requiredApprovals: z.int({ error: requiredOr('must be a whole number') }).min(1, 'must be at least 1'),
   separationOfDuties: z.boolean().default(true),
-  /** How long a release waits for approval before it gives up (approval may take days: L6). */
+  /**
+   * After this long without a decision, the approval reminders say the release is overdue. A release never
+   * gives up waiting on its own (approval may take days: L6); reject or cancel it to end it.
+   */
   timeout: Duration({ min: '1m', max: '90d' }).prefault('7d'),
+  /** How often a waiting release reminds the approvers on Telegram. */
+  reminderInterval: Duration({ min: '1m', max: '30d' }).prefault('12h'),
   /** The shorter hotfix path (L3): fewer approvals, still recorded. */
   hotfix: z.strictObject({ requiredApprovals: z.int().min(1, 'must be at least 1') }).optional(),
 });

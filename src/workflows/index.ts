@@ -1,5 +1,10 @@
 /**
- * Every workflow the aceh-release worker runs. Deterministic zone: no I/O, no Node builtins, activities are
- * imported as types only (see eslint.config.mjs). The release and backup workflows land here.
+ * Every workflow the worker runs (its `workflowsPath`). Deterministic zone.
  */
-export {};
+export { releaseWorkflow } from './release-workflow';
+export { rollbackWorkflow } from './rollback-workflow';
+export { blueGreenDeployWorkflow } from './blue-green-workflow';
+export { canaryDeployWorkflow } from './canary-workflow';
+export { shadowDeployWorkflow } from './shadow-workflow';
+export { rollingDeployWorkflow } from './rolling-workflow';
+export { environmentLockWorkflow } from './environment-lock-workflow';

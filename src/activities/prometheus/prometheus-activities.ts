@@ -53,8 +53,13 @@ export const QueryRangeResult = z.object({
 export type QueryRangeResult = z.infer<typeof QueryRangeResult>;
 
 /** Input of `sampleErrorRate`: the service (label value), the window, and how much traffic makes a verdict. */
+/** Further label matchers (`{color: "green"}`): names as PromQL allows, values matched exactly. */
+const ExtraLabels = z.record(z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a label name'), z.string());
+
 export const SampleErrorRateInput = z.object({
   service: z.string().min(1),
+  /** Narrows the sample to one colour or environment, e.g. `{color: "green"}` during a canary. */
+  labels: ExtraLabels.optional(),
   windowSeconds: z.number().int().positive(),
   minRequests: z.number().nonnegative(),
   /** Evaluation time (ISO 8601); now when absent. */
@@ -83,6 +88,8 @@ export type SampleErrorRateResult = z.infer<typeof SampleErrorRateResult>;
 export const SampleLatencyInput = z.object({
   quantile: z.number().min(0).max(1),
   service: z.string().min(1).optional(),
+  /** Further label matchers, as for `sampleErrorRate`. */
+  labels: ExtraLabels.optional(),
   /** Rate window; 300 s by default. */
   windowSeconds: z.number().int().positive().default(300),
   time: IsoTime.optional(),
@@ -140,6 +147,13 @@ function checkMetricNames(names: PrometheusMetricNames): void {
     if (!METRIC_NAME.test(names[key])) throw new Error(`Prometheus metric name ${key} is not a metric name`);
   for (const key of ['serviceLabel', 'statusLabel'] as const)
     if (!LABEL_NAME.test(names[key])) throw new Error(`Prometheus label name ${key} is not a label name`);
+}
+
+/** `a="x",b="y"`: exact matchers, in the order given. */
+function matchers(labels: Record<string, string>): string {
+  return Object.entries(labels)
+    .map(([name, value]) => `${name}=${promqlString(value)}`)
+    .join(',');
 }
 
 const toSeconds = (iso: string): string => String(Date.parse(iso) / 1000);
@@ -266,13 +280,13 @@ export function createPrometheusActivities(options: PrometheusActivitiesOptions)
      * the increase of all requests (both evaluated at the same instant).
      */
     async sampleErrorRate(input: SampleErrorRateInput): Promise<SampleErrorRateResult> {
-      const { service, windowSeconds, minRequests, time } = parseActivityInput(
+      const { service, labels, windowSeconds, minRequests, time } = parseActivityInput(
         SampleErrorRateInput,
         input,
         'sampleErrorRate',
       );
       const evaluatedAt = time ?? new Date().toISOString();
-      const svc = `${names.serviceLabel}=${promqlString(service)}`;
+      const svc = matchers({ [names.serviceLabel]: service, ...labels });
       const requestsQuery = `sum(increase(${names.requestsTotal}{${svc}}[${windowSeconds}s]))`;
       const errorsQuery = `sum(increase(${names.requestsTotal}{${svc},${names.statusLabel}=~${promqlString(names.errorStatusRegex)}}[${windowSeconds}s]))`;
       // `or vector(0)`: a service without any error series has an error rate of 0, not "no data".
@@ -296,13 +310,14 @@ export function createPrometheusActivities(options: PrometheusActivitiesOptions)
 
     /** The `quantile` of request durations over the window, from the duration histogram's buckets. */
     async sampleLatency(input: SampleLatencyInput): Promise<SampleLatencyResult> {
-      const { quantile, service, windowSeconds, time } = parseActivityInput(
+      const { quantile, service, labels, windowSeconds, time } = parseActivityInput(
         SampleLatencyInput,
         input,
         'sampleLatency',
       );
       const evaluatedAt = time ?? new Date().toISOString();
-      const selector = service === undefined ? '' : `{${names.serviceLabel}=${promqlString(service)}}`;
+      const wanted = { ...(service === undefined ? {} : { [names.serviceLabel]: service }), ...labels };
+      const selector = Object.keys(wanted).length === 0 ? '' : `{${matchers(wanted)}}`;
       const query = `histogram_quantile(${quantile}, sum by (le) (rate(${names.durationBucket}${selector}[${windowSeconds}s])))`;
       const { data } = await instant(query, evaluatedAt, 'sampleLatency');
       const sample = singleSample(data, query, 'sampleLatency');
