@@ -2,10 +2,12 @@
  * `aceh-release`, the command line of this project (launched by `bin/aceh-release`).
  *
  *   aceh-release config validate [file] [--json] [--no-env-overrides]
+ *   aceh-release release start|approve|reject|cancel|qa|status|list …   (src/cli/release-commands.ts)
+ *   aceh-release rollback start|status …                                 (src/cli/rollback-commands.ts)
  *
- * Each command group is registered by one function over the shared `CliIo`, so that the `release …` and
- * `rollback …` groups join the same program later. Exit codes: 0 success, 1 the command ran and found a
- * problem (an invalid configuration), 2 a usage error (unknown command or option, unreadable file).
+ * Each command group is registered by one function over the shared `CliIo`. Exit codes: 0 success, 1 the
+ * command ran and found a problem (an invalid configuration, a refused signal, an unreachable server), 2 a
+ * usage error (unknown command or option, invalid argument, unreadable file).
  */
 import { Command, CommanderError } from 'commander';
 import { OVERRIDE_PREFIX } from './config/config-overrides';
@@ -18,28 +20,18 @@ import {
   type LoadResult,
 } from './config/load-platform-config';
 import { formatIssue, formatPath, type ConfigIssue } from './config/validate-platform-config';
+import { EXIT_FAILED, EXIT_OK, EXIT_USAGE, type CliIo, type RunState } from './cli/cli-io';
+import { registerReleaseCommands } from './cli/release-commands';
+import { registerRollbackCommands } from './cli/rollback-commands';
+import { DEFAULT_TEMPORAL_ADDRESS } from './cli/temporal-access';
 
-export const EXIT_OK = 0;
-export const EXIT_FAILED = 1;
-export const EXIT_USAGE = 2;
-
-/** Where the CLI writes and what it reads, so that tests can run it in-process. */
-export interface CliIo {
-  stdout: (text: string) => void;
-  stderr: (text: string) => void;
-  env: Record<string, string | undefined>;
-}
+export { EXIT_FAILED, EXIT_OK, EXIT_USAGE, type CliIo, type RunState } from './cli/cli-io';
 
 const processIo = (): CliIo => ({
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   env: process.env,
 });
-
-/** Outcome of an action; commander itself only knows how to throw. */
-interface RunState {
-  exitCode: number;
-}
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
@@ -126,10 +118,15 @@ Environment:
   ${CONFIG_FILE_VARIABLE}   configuration file (default ${DEFAULT_CONFIG_FILE})
   ${OVERRIDE_PREFIX}<key>__<key>=<value>   override one setting of the file, e.g.
                          ${OVERRIDE_PREFIX}monitoring__maxErrorRate=0.03
+  TEMPORAL_ADDRESS      Temporal frontend of the release and rollback commands (default
+                         ${DEFAULT_TEMPORAL_ADDRESS}, where \`npm start\` serves); TEMPORAL_NAMESPACE,
+                         TEMPORAL_API_KEY and TEMPORAL_TLS* as for the Temporal CLI
 
 Exit status: 0 success, 1 the command found a problem, 2 usage error.`,
     );
   registerConfigCommands(program, io, state);
+  registerReleaseCommands(program, io, state);
+  registerRollbackCommands(program, io, state);
   return program;
 }
 
