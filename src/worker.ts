@@ -5,8 +5,11 @@
  *   TEMPORAL_ADDRESS=temporal.example:7233 TEMPORAL_NAMESPACE=aceh npx tsx src/worker.ts
  */
 import path from 'node:path';
+import type { Client } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { createActivities } from './activities';
+import { connectClient } from './client';
+import { createActivities, type WorkerLocalSettings } from './activities';
+import type { CredentialSources } from './config/credential-ref';
 import { configFilePath, readPlatformConfig } from './config/load-platform-config';
 import { formatIssue } from './config/validate-platform-config';
 import type { PlatformConfig } from './config/platform-config';
@@ -32,18 +35,37 @@ const log = (line: string): void => {
   process.stderr.write(`${line}\n`);
 };
 
+/** What the worker runs with; each part has a default (see {@link createWorker}). */
+export interface WorkerOptions {
+  /** The platform configuration; read from the configuration file when absent. */
+  config?: PlatformConfig;
+  /** Where credential references are resolved; the process environment when absent. */
+  credentials?: CredentialSources;
+  /** Settings of this machine (git and snapshot directories, git remote, pg tools); defaults when absent. */
+  local?: WorkerLocalSettings;
+  /**
+   * A client of the same cluster and namespace, for the environment lock and the rollback's release lookup
+   * (a worker's native connection cannot serve a client). Without it those activities are not registered
+   * and a release waits at its lock.
+   */
+  client?: Client;
+}
+
 /**
- * Builds the worker on `connection`; `run()` it, `shutdown()` it. Without `config` it reads the platform
- * configuration from `ACEH_RELEASE_CONFIG` or `config/aceh-commerce.yaml` (with `ACEH_RELEASE__…`
- * overrides) and throws `PlatformConfigError`/`ConfigFileError` when it is unusable. Credentials are not
- * read here: each system resolves its references on the first call of one of its activities.
+ * Builds the worker on `connection`; `run()` it, `shutdown()` it. Takes the platform configuration, or
+ * {@link WorkerOptions}. Without a configuration it reads `ACEH_RELEASE_CONFIG` or
+ * `config/aceh-commerce.yaml` (with `ACEH_RELEASE__…` overrides) and throws
+ * `PlatformConfigError`/`ConfigFileError` when it is unusable. Credentials are not read here: each system
+ * resolves its references (in `credentials`, the process environment by default) on the first call of one
+ * of its activities.
  */
 export async function createWorker(
   connection: NativeConnection,
   namespace: string,
-  config?: PlatformConfig,
+  configOrOptions?: PlatformConfig | WorkerOptions,
 ): Promise<Worker> {
-  let platform = config;
+  const options = workerOptionsFrom(configOrOptions);
+  let platform = options.config;
   if (!platform) {
     const loaded = readPlatformConfig({ file: configFilePath(undefined, process.env), env: process.env });
     for (const w of loaded.warnings) log(`aceh-release: configuration warning: ${formatIssue(w)}`);
@@ -54,17 +76,38 @@ export async function createWorker(
     namespace,
     taskQueue: TASK_QUEUE,
     workflowsPath: WORKFLOWS_PATH,
-    activities: createActivities({ config: platform, credentials: { env: process.env }, log }),
+    activities: createActivities({
+      config: platform,
+      credentials: options.credentials ?? { env: process.env },
+      ...(options.local ? { local: options.local } : {}),
+      ...(options.client ? { temporal: { client: options.client, taskQueue: TASK_QUEUE } } : {}),
+      log,
+    }),
   });
+}
+
+/**
+ * The second argument of {@link createWorker} as options: a platform configuration (it always has `version`
+ * and `systems`, options never do) becomes `{ config }`; nothing becomes `{}`.
+ */
+export function workerOptionsFrom(
+  configOrOptions: PlatformConfig | WorkerOptions | undefined,
+): WorkerOptions {
+  if (configOrOptions === undefined) return {};
+  return 'version' in configOrOptions && 'systems' in configOrOptions
+    ? { config: configOrOptions }
+    : configOrOptions;
 }
 
 async function main(): Promise<void> {
   const settings = readTemporalConnection(process.env);
   const connection = await connectWorker(settings);
   process.stderr.write(`aceh-release worker: ${describeConnection(settings)}, task queue ${TASK_QUEUE}\n`);
-  const worker = await createWorker(connection, settings.namespace);
+  const client = await connectClient(settings);
+  const worker = await createWorker(connection, settings.namespace, { client });
   await worker.run();
   await connection.close();
+  await client.connection.close();
 }
 
 if (require.main === module) {

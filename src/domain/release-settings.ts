@@ -39,8 +39,8 @@ export interface MonitoringSettings {
   sampleIntervalMs: number;
   maxErrorRate: number;
   minRequestsPerSample: number;
-  /** LogQL stream selector template (`${environment}`, `${service}` filled in by the workflow). */
-  errorLogSelector: string;
+  /** LogQL query template of the error-log scan (`${environment}`, `${service}`, `${color}` filled in). */
+  errorLogQuery: string;
   maxErrorLines: number;
 }
 
@@ -96,10 +96,26 @@ function pickStrategy(
   );
 }
 
-/** The first `{...}` of a LogQL query: its stream selector. */
+/**
+ * The stream selector of a LogQL query whose placeholders are filled in: from its first `{` to the
+ * matching `}` outside quoted label values.
+ */
 export function logSelectorOf(query: string): string {
-  const end = query.indexOf('}');
-  return end > 0 ? query.slice(0, end + 1).trim() : query.trim();
+  const start = query.indexOf('{');
+  if (start < 0) return query.trim();
+  let quoted = false;
+  for (let i = start + 1; i < query.length; i++) {
+    const c = query[i];
+    if (c === '\\') i++;
+    else if (c === '"') quoted = !quoted;
+    else if (c === '}' && !quoted) return query.slice(start, i + 1);
+  }
+  return query.slice(start).trim();
+}
+
+/** Fills `${name}` placeholders of a query template; unknown ones become empty. */
+export function fillQueryTemplate(template: string, values: Record<string, string>): string {
+  return template.replace(/\$\{([a-z]+)\}/g, (_m, name: string) => values[name] ?? '');
 }
 
 /**
@@ -176,7 +192,7 @@ export function deriveReleaseSettings(
       sampleIntervalMs: config.monitoring.sampleInterval,
       maxErrorRate: config.monitoring.maxErrorRate,
       minRequestsPerSample: config.monitoring.minRequestsPerSample,
-      errorLogSelector: logSelectorOf(config.monitoring.errorLogScan.query),
+      errorLogQuery: config.monitoring.errorLogScan.query,
       maxErrorLines: config.monitoring.errorLogScan.maxErrorLines,
     },
     preDeploymentSnapshot: config.database.preDeploymentSnapshot,

@@ -1,8 +1,9 @@
 /**
- * A throwaway PostgreSQL 15 cluster for tests: `initdb` into a temp dir under os.tmpdir(), `pg_ctl start`
- * on a free 127.0.0.1 port (its unix socket in the same temp dir), removed again by `destroy()`
- * (`pg_ctl stop -m immediate`). When the test process dies without reaching `destroy()` (killed by a
- * timeout, SIGKILL), a small detached watchdog notices and stops and removes the cluster.
+ * A throwaway PostgreSQL 15 cluster for tests and the local sandbox: `initdb` into a temp dir (under
+ * `parentDir`, os.tmpdir() by default), `pg_ctl start` on a free 127.0.0.1 port (its unix socket in the same
+ * temp dir), removed again by `destroy()` (`pg_ctl stop -m immediate`). When the process dies without
+ * reaching `destroy()` (killed by a timeout, SIGKILL), a small detached watchdog notices and stops and
+ * removes the cluster.
  *
  * PostgreSQL refuses to run as root: as root, every server command runs as the `postgres` OS user
  * (`runuser -u postgres --`) and the temp dir belongs to it.
@@ -105,6 +106,33 @@ export interface PostgresCluster {
 export interface StartClusterOptions {
   /** Extra `postgres -c` settings. */
   settings?: Record<string, string>;
+  /**
+   * Where the temp dir is made; os.tmpdir() by default. os.tmpdir() is used instead when the server's OS
+   * user cannot reach `parentDir` (running as root, the server runs as `postgres`) or when the unix socket
+   * path under it would be too long for the kernel.
+   */
+  parentDir?: string;
+}
+
+/** Longest unix socket path PostgreSQL can bind (sun_path is 108 bytes on Linux, with its NUL). */
+const MAX_SOCKET_PATH = 107;
+
+/** Whether the server's OS user can reach `dir` (always, when the server runs as the current user). */
+function reachableByServer(dir: string, owner: { uid: number; gid: number } | undefined): boolean {
+  if (!owner) return true;
+  return spawnSync('runuser', ['-u', 'postgres', '--', 'test', '-x', dir], { timeout: 10_000 }).status === 0;
+}
+
+function clusterParent(
+  requested: string | undefined,
+  owner: { uid: number; gid: number } | undefined,
+): string {
+  if (requested === undefined) return os.tmpdir();
+  const parent = path.resolve(requested);
+  // mkdtemp's 6 characters, and the socket's own name with the longest port.
+  const socket = path.join(parent, 'aceh-pg-XXXXXX', '.s.PGSQL.65535');
+  fs.mkdirSync(parent, { recursive: true });
+  return socket.length <= MAX_SOCKET_PATH && reachableByServer(parent, owner) ? parent : os.tmpdir();
 }
 
 function quoteIdent(name: string): string {
@@ -115,7 +143,7 @@ function quoteLiteral(text: string): string {
   return `'${text.replace(/'/g, "''")}'`;
 }
 
-/** Starts a cluster; call `destroy()` in afterAll. */
+/** Starts a cluster; call `destroy()` when done (a test's afterAll, the sandbox's stop). */
 export async function startPostgresCluster(options: StartClusterOptions = {}): Promise<PostgresCluster> {
   const tools = requirePostgresTools();
   const owner = postgresUser();
@@ -130,7 +158,7 @@ export async function startPostgresCluster(options: StartClusterOptions = {}): P
     };
   };
 
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aceh-pg-'));
+  const dir = fs.mkdtempSync(path.join(clusterParent(options.parentDir, owner), 'aceh-pg-'));
   const dataDir = path.join(dir, 'data');
   const logFile = path.join(dir, 'server.log');
   const pwFile = path.join(dir, 'pw');

@@ -6,7 +6,7 @@
 import { CancellationScope, isCancellation, log, proxyActivities, sleep } from '@temporalio/workflow';
 import type { PlatformActivities } from '../activities';
 import type { DeploymentTarget } from '../config/platform-config';
-import type { MonitoringSettings } from '../domain/release-settings';
+import { fillQueryTemplate, logSelectorOf, type MonitoringSettings } from '../domain/release-settings';
 import { FailureType, failure } from '../errors';
 import type { Colour, DeployedApplication } from '../schemas/deployment';
 import type { BakeSample, CompensationRecord, ReleaseStep } from '../schemas/release';
@@ -108,10 +108,14 @@ export async function sampleService(input: {
     minRequests: monitoring.minRequestsPerSample,
     maxErrorLines: monitoring.maxErrorLines,
   };
-  const selector = monitoring.errorLogSelector
-    .replaceAll('${environment}', input.environment)
-    .replaceAll('${service}', service)
-    .replaceAll('${color}', input.labels?.['color'] ?? '');
+  const selector = logSelectorOf(
+    fillQueryTemplate(monitoring.errorLogQuery, {
+      environment: input.environment,
+      service,
+      color: input.labels?.['color'] ?? '',
+      window: `${Math.max(1, Math.round(monitoring.sampleIntervalMs / 1000))}s`,
+    }),
+  );
   const [rate, lines] = await Promise.allSettled([
     read.sampleErrorRate({
       service,

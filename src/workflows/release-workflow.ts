@@ -47,6 +47,7 @@ import {
   type BakeSample,
   type CompensationRecord,
   type ParsedReleaseInput,
+  type ReleaseChanges,
   type ReleaseResult,
   type ReleaseStatus,
 } from '../schemas/release';
@@ -597,6 +598,14 @@ class Release {
       }
     }
     this.status.bakeSamples.push(...deployed.samples);
+    for (const sample of deployed.samples) {
+      journal.audit({
+        step: 'production-deploy',
+        action: 'sample',
+        decision: sample.decision,
+        details: { ...sample },
+      });
+    }
 
     journal.phase('baking');
     await this.bake(settings);
@@ -908,6 +917,28 @@ class Release {
     });
   }
 
+  /**
+   * The changes of this release from its commits, when the request gave none: since the tag of the version
+   * production ran before, or the whole history when there is no such tag (a first release).
+   */
+  private async changesSinceLastRelease(): Promise<ReleaseChanges> {
+    const to = this.input.commit;
+    const previous = this.previousImageTag;
+    const from = previous && /^\d+\.\d+\.\d+$/.test(previous) ? `v${previous}` : undefined;
+    try {
+      try {
+        return changesFromCommits((await read.listCommitsBetween({ ...(from ? { from } : {}), to })).commits);
+      } catch (err) {
+        if (!from || !describeError(err).startsWith(FailureType.NotFound)) throw err;
+        this.journal.note('changelog from commits', 'skipped', `no tag ${from}: using the whole history`);
+        return changesFromCommits((await read.listCommitsBetween({ to })).commits);
+      }
+    } catch (err) {
+      this.journal.note('changelog from commits', 'failed', describeError(err));
+      return { added: [], fixed: [], changed: [] };
+    }
+  }
+
   private async finalize(settings: ReleaseSettings) {
     const journal = this.journal;
     const { version, commit } = this.input;
@@ -917,20 +948,7 @@ class Release {
       () => quick.createTag({ name: tag, commit, message: `Release ${tag}` }),
       (t) => `${t.name} -> ${t.commit}`,
     );
-    let changes = this.input.changes;
-    if (!changes) {
-      try {
-        const from =
-          this.previousImageTag && /^\d+\.\d+\.\d+$/.test(this.previousImageTag)
-            ? `v${this.previousImageTag}`
-            : undefined;
-        const commits = await read.listCommitsBetween({ ...(from ? { from } : {}), to: commit });
-        changes = changesFromCommits(commits.commits);
-      } catch (err) {
-        journal.note('changelog from commits', 'failed', describeError(err));
-        changes = { added: [], fixed: [], changed: [] };
-      }
-    }
+    const changes = this.input.changes ?? (await this.changesSinceLastRelease());
     const date = releaseDate(Date.now(), settings.organizationTimeZone);
     const changelogEntry = renderChangelogEntry({ version, date, changes });
     const docs = docsSnapshotPath(settings.docsSnapshotTemplate, version);

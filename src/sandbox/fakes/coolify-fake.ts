@@ -1,6 +1,6 @@
 /**
  * A Coolify API v4 fake on 127.0.0.1 for the activity tests, following the official OpenAPI description
- * (`test/fakes/specs/coolify-openapi.json`, v4.3.10) and, where the description is silent or
+ * (`src/sandbox/fakes/specs/coolify-openapi.json`, v4.3.10) and, where the description is silent or
  * wrong, the server's controllers:
  * - bearer tokens with abilities (`read`, `write`, `deploy`, `root`): 401 `Unauthenticated.` for an unknown
  *   token, 403 `Missing required permissions: <ability>` for a missing ability (routes/api.php);
@@ -16,7 +16,7 @@
  * ApplicationDeploymentJob does, whatever `commit` a rollback carries.
  *
  * Every request is checked against the document before it is answered and every answer before it is sent
- * (test/fakes/openapi-contract.ts); what breaks the contract lands in `violations`, which tests expect empty.
+ * (src/sandbox/fakes/openapi-contract.ts); what breaks the contract lands in `violations`, which tests expect empty.
  * The two documented differences between the document and the server are declared as deviations.
  */
 import http from 'node:http';
@@ -294,14 +294,22 @@ export class CoolifyFake {
     return d;
   }
 
-  /** One poll's worth of progress, as the deployment job would make between two polls. */
+  /**
+   * One poll's worth of progress, as the deployment job would make between two polls. A count of 0 polls
+   * moves on within the same poll, so `queuedPolls = runningPolls = 0` ends a deployment at its first poll.
+   */
   private advance(d: FakeDeployment): void {
     d.polls += 1;
+    const before = d.status;
     if (d.status === 'queued' && d.polls > this.queuedPolls) {
       d.status = 'in_progress';
       d.imageTag = d.application.docker_registry_image_tag;
-    } else if (d.status === 'in_progress' && d.polls > this.queuedPolls + this.runningPolls) {
-      if (d.outcome === 'never') return;
+    }
+    if (
+      d.status === 'in_progress' &&
+      d.polls > this.queuedPolls + this.runningPolls &&
+      d.outcome !== 'never'
+    ) {
       d.status = d.outcome;
       if (d.outcome === 'finished') {
         d.application.runningTag = d.imageTag;
@@ -310,10 +318,8 @@ export class CoolifyFake {
           d.application.localImageTags.push(d.imageTag);
         }
       }
-    } else {
-      return;
     }
-    d.updated_at = laravelTime(Date.now());
+    if (d.status !== before) d.updated_at = laravelTime(Date.now());
   }
 
   private deploymentJson(d: FakeDeployment): Record<string, unknown> {

@@ -74,6 +74,11 @@ export class GitHubActionsFake {
   readonly runs: FakeRun[] = [];
   /** Branch or tag -> commit SHA. */
   readonly refs = new Map<string, string>();
+  /**
+   * Consulted for a branch or tag missing from `refs`: the commit it points to, or undefined (the sandbox
+   * answers from its git repository, so refs pushed there exist here too).
+   */
+  resolveRef: ((ref: string) => string | undefined) | undefined;
   /** Whether the dispatch honours `return_run_details` (GitHub.com) or always answers 204 (older servers). */
   supportsRunDetails = true;
   /** Listings a dispatched run stays invisible for. */
@@ -204,18 +209,24 @@ export class GitHubActionsFake {
     return run;
   }
 
+  private lookupRef(ref: string): string | undefined {
+    return this.refs.get(ref) ?? this.resolveRef?.(ref);
+  }
+
+  /** One poll's worth of progress; a count of 0 polls moves on within the same poll. */
   private advance(run: FakeRun): void {
     run.polls += 1;
+    const before = run.status;
     if (run.status === 'queued' && run.polls > this.queuedPolls) run.status = 'in_progress';
-    else if (
+    if (
       run.status === 'in_progress' &&
       run.polls > this.queuedPolls + this.runningPolls &&
       run.plan !== 'never'
     ) {
       run.status = 'completed';
       run.conclusion = run.plan;
-    } else return;
-    run.updatedAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
+    }
+    if (run.status !== before) run.updatedAt = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
   }
 
   private runJson(run: FakeRun): Record<string, unknown> {
@@ -302,7 +313,7 @@ export class GitHubActionsFake {
     }
     if (req.method === 'GET' && (m = /^\/commits\/(.+)$/.exec(rest))) {
       const ref = decodeURIComponent(m[1] ?? '');
-      const sha = this.refs.get(ref) ?? (/^[0-9a-f]{40}$/.test(ref) ? ref : undefined);
+      const sha = this.lookupRef(ref) ?? (/^[0-9a-f]{40}$/.test(ref) ? ref : undefined);
       if (!sha)
         return {
           status: 422,
@@ -366,7 +377,7 @@ export class GitHubActionsFake {
     if (!workflow) return this.notFound();
     if (typeof body['ref'] !== 'string')
       return this.unprocessable('Invalid request.\n\n"ref" wasn\'t supplied.');
-    const sha = this.refs.get(body['ref']);
+    const sha = this.lookupRef(body['ref']);
     if (!sha) return this.unprocessable(`No ref found for: ${body['ref']}`);
     if (!workflow.inputs) return this.unprocessable("Workflow does not have 'workflow_dispatch' trigger");
     const inputs = (body['inputs'] ?? {}) as Record<string, unknown>;

@@ -96,6 +96,11 @@ export class GrafanaFake {
     return this.server.baseUrl;
   }
 
+  /** Requests that broke the documented contract; a test expects none. */
+  get violations(): string[] {
+    return this.server.violations;
+  }
+
   close(): Promise<void> {
     return this.server.close();
   }

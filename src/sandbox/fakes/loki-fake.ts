@@ -257,6 +257,11 @@ export class LokiFake {
     return this.server.baseUrl;
   }
 
+  /** Requests that broke the documented contract; a test expects none. */
+  get violations(): string[] {
+    return this.server.violations;
+  }
+
   /** Adds a log line to the stream with these labels. */
   push(labels: Record<string, string>, time: Date | bigint, line: string): void {
     const key = JSON.stringify(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)));

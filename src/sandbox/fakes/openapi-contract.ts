@@ -3,7 +3,8 @@
  * contract and an activity cannot send what the real server would refuse. Given a request (method, path,
  * query, headers, body) it finds the operation by path template and reports every way the request breaks
  * it: unknown operation, path/query parameters that are missing, unknown or of the wrong type, a body that
- * is missing, unexpected, of an undeclared content type or not matching the schema, and a missing bearer
+ * is missing, unexpected, of an undeclared content type or not matching the schema (JSON bodies, and
+ * form-encoded ones read field by field), and a missing bearer
  * credential where the operation requires one. Given a response it checks the status is documented (2xx must
  * be) and the body matches the schema of that status and content type.
  *
@@ -13,7 +14,7 @@
  * `deviations` with the reason, never silently tolerated.
  */
 import fs from 'node:fs';
-import type { AnySchema, ErrorObject, ValidateFunction } from 'ajv';
+import type { AnySchema, ErrorObject, Format, ValidateFunction } from 'ajv';
 import type AjvCore from 'ajv/dist/core';
 import Ajv from 'ajv';
 import Ajv2020 from 'ajv/dist/2020';
@@ -44,6 +45,11 @@ export interface OpenApiContractOptions {
   /** The path prefix the server serves the document's paths under; default: the pathname of servers[0].url. */
   basePath?: string;
   deviations?: ContractDeviation[];
+  /**
+   * Formats the document uses in its own sense, replacing or adding to ajv-formats' (Prometheus's
+   * `duration` is `1m30s`, not ISO 8601's `PT1M30S`; its `unixtime` is a number of seconds).
+   */
+  formats?: Record<string, Format>;
 }
 
 export interface ContractRequest {
@@ -103,10 +109,27 @@ function isJsonMediaType(mediaType: string): boolean {
   return mediaType === 'application/json' || mediaType.endsWith('+json');
 }
 
-/** Turns a query or path string into the type its schema declares, the way a server framework would. */
+/** The types a schema admits: its own `type`, and those of its `oneOf`/`anyOf` alternatives. */
+function declaredTypes(schema: Json | undefined): unknown[] {
+  if (!schema) return [];
+  const own = schema['type'];
+  const types: unknown[] = Array.isArray(own) ? [...(own as unknown[])] : own === undefined ? [] : [own];
+  for (const key of ['oneOf', 'anyOf']) {
+    const alternatives = schema[key];
+    if (Array.isArray(alternatives)) {
+      for (const alternative of alternatives) types.push(...declaredTypes(alternative as Json));
+    }
+  }
+  return types;
+}
+
+/**
+ * Turns a query, path or form string into the type its schema declares, the way a server framework would:
+ * a number where a number is admitted (also as one alternative of several, as in Prometheus's
+ * "RFC 3339 or Unix seconds" timestamps), a boolean where a boolean is.
+ */
 function coerce(value: string, schema: Json | undefined): unknown {
-  const type = schema?.['type'];
-  const types = Array.isArray(type) ? type : [type];
+  const types = declaredTypes(schema);
   if ((types.includes('integer') || types.includes('number')) && /^-?\d+(\.\d+)?$/.test(value)) {
     return Number(value);
   }
@@ -124,6 +147,7 @@ export class OpenApiContract {
   private readonly basePath: string;
   private readonly deviations: ContractDeviation[];
   private readonly compiled = new Map<string, ValidateFunction>();
+  private readonly parameterValidators = new WeakMap<object, ValidateFunction>();
 
   constructor(
     private readonly document: Json,
@@ -135,6 +159,7 @@ export class OpenApiContract {
       ? new Ajv2020({ strict: false, allErrors: true, validateSchema: false })
       : new Ajv({ strict: false, allErrors: true, validateSchema: false });
     addFormats(this.ajv);
+    for (const [name, format] of Object.entries(options.formats ?? {})) this.ajv.addFormat(name, format);
     this.ajv.addSchema(document, 'openapi');
     const servers = document['servers'] as { url: string }[] | undefined;
     const serverPath = servers?.[0] ? new URL(servers[0].url, 'http://x').pathname : '';
@@ -257,6 +282,11 @@ export class OpenApiContract {
         }
         const validate = this.validatorFor(this.requestBodyPointer(operation, op, mediaType));
         if (validate && !validate(parsed)) violations.push(...formatErrors(`${label} body`, validate.errors));
+      } else if (mediaType === 'application/x-www-form-urlencoded') {
+        const ref = this.requestBodyPointer(operation, op, mediaType);
+        const validate = this.validatorFor(ref);
+        const form = this.formObject(new URLSearchParams(body), this.deref(this.resolve(ref)));
+        if (validate && !validate(form)) violations.push(...formatErrors(`${label} body`, validate.errors));
       }
     }
     return { operation, violations };
@@ -358,9 +388,30 @@ export class OpenApiContract {
     return `${base}/content/${pointerToken(mediaType)}/schema`;
   }
 
+  /** A form body as the object its schema describes: repeated fields as arrays where an array is declared. */
+  private formObject(form: URLSearchParams, schema: Json | undefined): Record<string, unknown> {
+    const properties = (schema?.['properties'] as Record<string, Json> | undefined) ?? {};
+    const result: Record<string, unknown> = {};
+    for (const name of new Set(form.keys())) {
+      const property = this.deref(properties[name]);
+      const values = form.getAll(name);
+      if (declaredTypes(property).includes('array')) {
+        const items = this.deref(property?.['items'] as Json | undefined);
+        result[name] = values.map((v) => coerce(v, items));
+      } else {
+        result[name] = coerce(values[values.length - 1] ?? '', property);
+      }
+    }
+    return result;
+  }
+
   private checkValue(where: string, value: unknown, p: Parameter): string[] {
     if (!p.schema) return [];
-    const validate = this.ajv.compile(p.schema);
+    let validate = this.parameterValidators.get(p.schema);
+    if (!validate) {
+      validate = this.ajv.compile(p.schema);
+      this.parameterValidators.set(p.schema, validate);
+    }
     return validate(value) ? [] : formatErrors(where, validate.errors);
   }
 

@@ -1,7 +1,7 @@
 /**
  * A spec-faithful fake of the Proxmox VE API (`/api2/json`) for the QEMU guest endpoints the activities
  * use, on 127.0.0.1. Every request is checked against the official API description
- * (`test/fakes/specs/proxmox-apidata.json`, the file behind the pve-docs API viewer): the path
+ * (`src/sandbox/fakes/specs/proxmox-apidata.json`, the file behind the pve-docs API viewer): the path
  * must exist, the method must be documented for it, and each parameter must be documented with the right
  * type, enum, pattern, format, length and range, and required ones must be present. Every answer the fake
  * gives is checked against the documented `returns` schema. Breaches go to `violations` (a test expects

@@ -18,7 +18,7 @@ export interface RecordedRequest {
 export interface FakeResponse {
   status: number;
   headers?: Record<string, string>;
-  /** An object is sent as JSON; a string as is. */
+  /** An object is sent as JSON; a string or bytes (`Uint8Array`) as they are. */
   body?: unknown;
 }
 
@@ -123,8 +123,8 @@ export class ScriptedHttpServer {
       return;
     }
     const headers = { ...(response.headers ?? {}) };
-    let body = '';
-    if (typeof response.body === 'string') body = response.body;
+    let body: string | Uint8Array = '';
+    if (typeof response.body === 'string' || response.body instanceof Uint8Array) body = response.body;
     else if (response.body !== undefined) {
       body = JSON.stringify(response.body);
       headers['content-type'] ??= 'application/json';

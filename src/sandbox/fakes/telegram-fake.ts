@@ -1,6 +1,6 @@
 /**
  * A Telegram Bot API fake that cannot drift from the API: every request is checked against the method's
- * parameters in the Bot API description (`test/fakes/specs/telegram-bot-api.json`: required parameters,
+ * parameters in the Bot API description (`src/sandbox/fakes/specs/telegram-bot-api.json`: required parameters,
  * no unknown ones, every value of a listed type, objects checked field by field), and every response the
  * fake sends is checked against the description's types (`Message` and what it contains,
  * `ResponseParameters`) before it leaves. The envelope follows the Bot API documentation:
@@ -240,6 +240,11 @@ export class TelegramFake {
 
   get baseUrl(): string {
     return this.server.baseUrl;
+  }
+
+  /** Requests that broke the documented contract; a test expects none. */
+  get violations(): string[] {
+    return this.server.violations;
   }
 
   close(): Promise<void> {

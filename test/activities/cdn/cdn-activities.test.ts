@@ -1,5 +1,5 @@
 /**
- * The CDN purge activity against the CDN fake (test/fakes/cdn-fake.ts), Cloudflare's purge contract.
+ * The CDN purge activity against the CDN fake (src/sandbox/fakes/cdn-fake.ts), Cloudflare's purge contract.
  */
 import type { Info } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -7,8 +7,8 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type CdnActivitiesOptions, createCdnActivities } from '../../../src/activities/cdn/cdn-activities';
-import { CdnFake } from '../../fakes/cdn-fake';
-import { serialisedFailure } from '../../fakes/scripted-http-server';
+import { CdnFake } from '../../../src/sandbox/fakes/cdn-fake';
+import { serialisedFailure } from '../../../src/sandbox/fakes/scripted-http-server';
 import { freeLocalPort } from '../../support/prometheus-server';
 
 const TOKEN = 'cf-purge-token-Yk3pQ8rT2vW6xZ9a';

@@ -4,9 +4,9 @@ import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { CiActivities, CiActivitiesOptions } from '../../../src/activities/ci/ci-activities';
 import { createCiActivities, titleNamesVersion } from '../../../src/activities/ci/ci-activities';
-import type { FakeWorkflow } from '../../fakes/github-actions-fake';
-import { GitHubActionsFake } from '../../fakes/github-actions-fake';
-import { serialisedFailure } from '../../fakes/scripted-http-server';
+import type { FakeWorkflow } from '../../../src/sandbox/fakes/github-actions-fake';
+import { GitHubActionsFake } from '../../../src/sandbox/fakes/github-actions-fake';
+import { serialisedFailure } from '../../../src/sandbox/fakes/scripted-http-server';
 
 const TOKEN = 'ghp_test_token_0123456789abcdef';
 const OWNER = 'luxima';

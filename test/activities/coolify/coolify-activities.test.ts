@@ -5,8 +5,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } 
 import type { CoolifyActivities } from '../../../src/activities/coolify/coolify-activities';
 import { createCoolifyActivities } from '../../../src/activities/coolify/coolify-activities';
 import { isAtLeast, parseCoolifyVersion } from '../../../src/activities/coolify/coolify-api';
-import { CoolifyFake } from '../../fakes/coolify-fake';
-import { serialisedFailure } from '../../fakes/scripted-http-server';
+import { CoolifyFake } from '../../../src/sandbox/fakes/coolify-fake';
+import { serialisedFailure } from '../../../src/sandbox/fakes/scripted-http-server';
 
 const TOKEN = 'coolify-test-token-8f2c1d';
 const READ_ONLY_TOKEN = 'coolify-read-only-token-77aa';

@@ -1,5 +1,5 @@
 /**
- * The Grafana annotation activity against the Grafana fake (test/fakes/grafana-fake.ts).
+ * The Grafana annotation activity against the Grafana fake (src/sandbox/fakes/grafana-fake.ts).
  */
 import type { Info } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -11,8 +11,8 @@ import {
   annotationIdempotencyTag,
   createGrafanaActivities,
 } from '../../../src/activities/grafana/grafana-activities';
-import { GrafanaFake } from '../../fakes/grafana-fake';
-import { serialisedFailure } from '../../fakes/scripted-http-server';
+import { GrafanaFake } from '../../../src/sandbox/fakes/grafana-fake';
+import { serialisedFailure } from '../../../src/sandbox/fakes/scripted-http-server';
 import { freeLocalPort } from '../../support/prometheus-server';
 
 const TOKEN = 'glsa_grafana-token-5e0a77c1d9';

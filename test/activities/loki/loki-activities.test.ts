@@ -1,5 +1,5 @@
 /**
- * The Loki activities against the Loki fake (test/fakes/loki-fake.ts), which follows Loki's documented
+ * The Loki activities against the Loki fake (src/sandbox/fakes/loki-fake.ts), which follows Loki's documented
  * query_range contract and records every request that breaks it.
  */
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -10,8 +10,8 @@ import {
   type LokiActivitiesOptions,
   createLokiActivities,
 } from '../../../src/activities/loki/loki-activities';
-import { LokiFake, parseLogql } from '../../fakes/loki-fake';
-import { serialisedFailure } from '../../fakes/scripted-http-server';
+import { LokiFake, parseLogql } from '../../../src/sandbox/fakes/loki-fake';
+import { serialisedFailure } from '../../../src/sandbox/fakes/scripted-http-server';
 import { freeLocalPort } from '../../support/prometheus-server';
 
 const TOKEN = 'loki-proxy-token-93be1d2c44';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { PostgresCluster } from '../../support/postgres-cluster';
-import { startPostgresCluster } from '../../support/postgres-cluster';
+import type { PostgresCluster } from '../../../src/sandbox/postgres-cluster';
+import { startPostgresCluster } from '../../../src/sandbox/postgres-cluster';
 import { APP_ROLE, PostgresTestKit, failureOf } from './postgres-test-kit';
 
 let cluster: PostgresCluster;

@@ -2,8 +2,8 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import type { PostgresCluster } from '../../support/postgres-cluster';
-import { startPostgresCluster } from '../../support/postgres-cluster';
+import type { PostgresCluster } from '../../../src/sandbox/postgres-cluster';
+import { startPostgresCluster } from '../../../src/sandbox/postgres-cluster';
 import { APP_ROLE, PostgresTestKit, expectCancelled, failureOf } from './postgres-test-kit';
 
 let cluster: PostgresCluster;

@@ -13,7 +13,7 @@ import pg from 'pg';
 import { expect } from 'vitest';
 import type { PostgresActivitiesOptions } from '../../../src/activities/postgres';
 import { createPostgresActivities } from '../../../src/activities/postgres';
-import type { PostgresCluster } from '../../support/postgres-cluster';
+import type { PostgresCluster } from '../../../src/sandbox/postgres-cluster';
 
 /** The application role; the password has the characters that break naive URL or shell handling. */
 export const APP_ROLE = { user: 'release_app', password: 'S3cret:pw/with?odd@chars' };

@@ -3,8 +3,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SnapshotProgress, TakeSnapshotResult } from '../../../src/activities/postgres';
-import type { PostgresCluster } from '../../support/postgres-cluster';
-import { startPostgresCluster } from '../../support/postgres-cluster';
+import type { PostgresCluster } from '../../../src/sandbox/postgres-cluster';
+import { startPostgresCluster } from '../../../src/sandbox/postgres-cluster';
 import { APP_ROLE, PostgresTestKit, expectCancelled, failureOf, processExists } from './postgres-test-kit';
 
 let cluster: PostgresCluster;

@@ -18,7 +18,7 @@ import {
   type PrometheusActivities,
   createPrometheusActivities,
 } from '../../../src/activities/prometheus/prometheus-activities';
-import { ScriptedHttpServer, serialisedFailure } from '../../fakes/scripted-http-server';
+import { ScriptedHttpServer, serialisedFailure } from '../../../src/sandbox/fakes/scripted-http-server';
 import {
   type PrometheusServer,
   freeLocalPort,
@@ -162,7 +162,10 @@ describe('queries against the real Prometheus', () => {
 
   it('sends what the official OpenAPI describes and gets answers that conform to it', async () => {
     const spec = YAML.parse(
-      fs.readFileSync(path.join(__dirname, '../../fakes/specs/prometheus-openapi-3.1.yaml'), 'utf8'),
+      fs.readFileSync(
+        path.join(__dirname, '../../../src/sandbox/fakes/specs/prometheus-openapi-3.1.yaml'),
+        'utf8',
+      ),
     ) as Record<string, unknown>;
     const ajv = new Ajv2020({ strict: false, validateFormats: false, validateSchema: false });
     ajv.addSchema({ ...spec, $id: 'prometheus-openapi' });

@@ -8,7 +8,7 @@ import {
   createProxmoxActivities,
   type ProxmoxActivitiesOptions,
 } from '../../../src/activities/proxmox/proxmox-activities';
-import { ProxmoxFake } from '../../fakes/proxmox-fake';
+import { ProxmoxFake } from '../../../src/sandbox/fakes/proxmox-fake';
 
 /** An activity context whose logger stays quiet about the failures these tests provoke on purpose. */
 const quietEnv = (info: ConstructorParameters<typeof MockActivityEnvironment>[0] = {}) =>

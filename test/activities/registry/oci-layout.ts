@@ -1,6 +1,6 @@
 /**
  * Builds tiny OCI image layouts for the registry tests, by hand and checked against the official OCI
- * image-spec v1.1 JSON Schemas (test/fakes/specs/oci-image-spec): a one-file layer (tar + gzip), its config,
+ * image-spec v1.1 JSON Schemas (src/sandbox/fakes/specs/oci-image-spec): a one-file layer (tar + gzip), its config,
  * the image manifest, and for multi-platform tags an image index; `index.json` names each by tag
  * (`org.opencontainers.image.ref.name`), which is what `skopeo copy oci:<dir>:<tag>` reads.
  *
@@ -21,7 +21,17 @@ import type { ValidateFunction } from 'ajv';
 import Ajv from 'ajv';
 import addFormats from 'ajv-formats';
 
-const SCHEMA_DIR = path.join(__dirname, '..', '..', 'fakes', 'specs', 'oci-image-spec');
+const SCHEMA_DIR = path.join(
+  __dirname,
+  '..',
+  '..',
+  '..',
+  'src',
+  'sandbox',
+  'fakes',
+  'specs',
+  'oci-image-spec',
+);
 const SCHEMA_BASE = 'https://opencontainers.org/schema/v1.1.1/';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';

@@ -12,7 +12,7 @@ import type {
   RegistryActivitiesOptions,
 } from '../../../src/activities/registry/registry-activities';
 import { createRegistryActivities } from '../../../src/activities/registry/registry-activities';
-import { serialisedFailure } from '../../fakes/scripted-http-server';
+import { serialisedFailure } from '../../../src/sandbox/fakes/scripted-http-server';
 import type { BuiltImage } from './oci-layout';
 import { OCI_INDEX, OCI_MANIFEST, buildOciLayout, loadOciSchemas } from './oci-layout';
 import type { RunningRegistry, TokenService } from './registry-harness';

@@ -1,5 +1,5 @@
 /**
- * The Telegram activity against the Bot API fake (test/fakes/telegram-fake.ts), which checks every request
+ * The Telegram activity against the Bot API fake (src/sandbox/fakes/telegram-fake.ts), which checks every request
  * and response against the Bot API description.
  */
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -11,8 +11,12 @@ import {
   createTelegramActivities,
 } from '../../../src/activities/telegram/telegram-activities';
 import { escapeTelegramHtml } from '../../../src/activities/telegram/telegram-api';
-import { serialisedFailure } from '../../fakes/scripted-http-server';
-import { TelegramFake, checkBotApiValue, checkMethodParameters } from '../../fakes/telegram-fake';
+import { serialisedFailure } from '../../../src/sandbox/fakes/scripted-http-server';
+import {
+  TelegramFake,
+  checkBotApiValue,
+  checkMethodParameters,
+} from '../../../src/sandbox/fakes/telegram-fake';
 import { freeLocalPort } from '../../support/prometheus-server';
 
 const TOKEN = '7012345678:AAH-telegram-secret_Zq9x8w7v6u5t4';

@@ -1,5 +1,5 @@
 /**
- * The Cloudflare DNS traffic provider against the spec-faithful fake (test/fakes/cloudflare-dns-fake.ts)
+ * The Cloudflare DNS traffic provider against the spec-faithful fake (src/sandbox/fakes/cloudflare-dns-fake.ts)
  * through the shared HttpClient: success, every failure class, idempotency, exact restore.
  */
 import { CancelledFailure } from '@temporalio/common';
@@ -9,7 +9,7 @@ import {
   createCloudflareDnsTrafficActivities,
   type CloudflareDnsTrafficOptions,
 } from '../../../src/activities/traffic/dns-cloudflare';
-import { CloudflareDnsFake } from '../../fakes/cloudflare-dns-fake';
+import { CloudflareDnsFake } from '../../../src/sandbox/fakes/cloudflare-dns-fake';
 import { expectFailure, quietLogger, runActivity } from './traffic-test-support';
 
 const ZONE = '023e105f4ecef8ad9ca31a8372d0c353';

@@ -1,6 +1,9 @@
+import fs from 'node:fs';
+import YAML from 'yaml';
 import { describe, expect, it } from 'vitest';
-import { COOLIFY_SPEC } from './coolify-fake';
-import { OpenApiContract } from './openapi-contract';
+import { COOLIFY_SPEC } from '../../../src/sandbox/fakes/coolify-fake';
+import { OpenApiContract } from '../../../src/sandbox/fakes/openapi-contract';
+import { PROMETHEUS_SPEC } from '../../../src/sandbox/fakes/prometheus-fake';
 
 const auth = { authorization: 'Bearer t0ken', 'content-type': 'application/json' };
 
@@ -131,5 +134,48 @@ describe('OpenApiContract (against the Coolify document)', () => {
     ).toEqual([
       "GET /deployments/applications/{uuid} -> 200 body: (root) must have required property 'count'",
     ]);
+  });
+});
+
+describe('OpenApiContract (against the Prometheus document)', () => {
+  const document = YAML.parse(fs.readFileSync(PROMETHEUS_SPEC, 'utf8')) as Record<string, unknown>;
+  const form = { 'content-type': 'application/x-www-form-urlencoded' };
+  // The document's `unixtime` is unknown to ajv-formats; `true` declares it (any value) and keeps Ajv quiet.
+  const unixtime = { unixtime: true } as const;
+
+  it('reads a number where one alternative of oneOf is a number, and a string otherwise', () => {
+    const contract = new OpenApiContract(document, { formats: unixtime });
+    const v = (query: Record<string, string>) =>
+      contract.validateRequest({ method: 'GET', path: '/api/v1/query', query: new URLSearchParams(query) })
+        .violations;
+    expect(v({ query: 'up', time: '1767361020.5' })).toEqual([]);
+    expect(v({ query: 'up', time: '2026-01-02T13:37:00Z' })).toEqual([]);
+    expect(v({ query: 'up', time: 'soon' })).toContain(
+      'GET /api/v1/query query parameter time: (root) must match exactly one schema in oneOf',
+    );
+  });
+
+  it('checks form-encoded bodies field by field against the body schema', () => {
+    const contract = new OpenApiContract(document, { formats: unixtime });
+    const post = (body: string) =>
+      contract.validateRequest({ method: 'POST', path: '/api/v1/query', headers: form, body }).violations;
+    expect(post('query=up&limit=10')).toEqual([]);
+    expect(post('query=up&limit=ten')).toEqual(['POST /api/v1/query body: /limit must be integer']);
+    expect(post('limit=10')).toEqual(["POST /api/v1/query body: (root) must have required property 'query'"]);
+    expect(post('query=up&extra=1')).toEqual([
+      'POST /api/v1/query body: (root) must NOT have additional properties',
+    ]);
+  });
+
+  it("takes a document's own formats instead of ajv-formats'", () => {
+    const step = { query: 'up', start: '1', end: '2', step: '15s' };
+    const iso = new OpenApiContract(document, { formats: unixtime });
+    const req = { method: 'GET', path: '/api/v1/query_range', query: new URLSearchParams(step) };
+    // ajv-formats reads `duration` as ISO 8601 (PT15S): Prometheus's 15s would be refused.
+    expect(iso.validateRequest(req).violations).not.toEqual([]);
+    const own = new OpenApiContract(document, {
+      formats: { ...unixtime, duration: /^(\d+(ms|s|m|h|d|w|y))+$/ },
+    });
+    expect(own.validateRequest(req).violations).toEqual([]);
   });
 });

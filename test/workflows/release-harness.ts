@@ -1,0 +1,171 @@
+/**
+ * The release workflows end to end: the embedded dev server with time skipping, the real worker with the
+ * real activities, pointed at the local sandbox of the platform (spec-checked fakes, a real PostgreSQL, a
+ * real git repository, a Traefik file). One harness per test file; each test scripts the fakes it needs.
+ */
+import path from 'node:path';
+import fs from 'node:fs';
+import os from 'node:os';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import {
+  DefaultLogger,
+  Runtime,
+  Worker,
+  bundleWorkflowCode,
+  type WorkflowBundleWithSourceMap,
+} from '@temporalio/worker';
+import { temporal } from '@temporalio/proto';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import type { WorkflowHandle } from '@temporalio/client';
+import { createActivities } from '../../src/activities';
+import { TASK_QUEUE } from '../../src/config/temporal-connection';
+import type { PlatformConfig } from '../../src/config/platform-config';
+import { startSandbox, type Sandbox } from '../../src/sandbox/sandbox';
+import type { ReleaseInput, ReleaseStatus } from '../../src/schemas/release';
+import { RELEASE_WORKFLOW_TYPE, releaseWorkflowId, statusQuery } from '../../src/workflows/definitions';
+import { DEVSERVER_EXECUTABLE } from '../devserver/helpers';
+
+export const WORKFLOWS = path.resolve(__dirname, '../../src/workflows/index.ts');
+
+let bundled: Promise<WorkflowBundleWithSourceMap> | undefined;
+/** The workflow bundle, built once per test file. */
+export function workflowBundle(): Promise<WorkflowBundleWithSourceMap> {
+  bundled ??= bundleWorkflowCode({ workflowsPath: WORKFLOWS, logger: new DefaultLogger('WARN') });
+  return bundled;
+}
+
+let runtimeInstalled = false;
+function quietRuntime(): void {
+  if (runtimeInstalled) return;
+  runtimeInstalled = true;
+  try {
+    Runtime.install({ logger: new DefaultLogger('WARN') });
+  } catch {
+    // Installed already by another harness in this process.
+  }
+}
+
+export interface ReleaseHarness {
+  env: TestWorkflowEnvironment;
+  sandbox: Sandbox;
+  /** Runs `fn` with a worker polling; the worker stops when `fn` settles. */
+  withWorker<T>(fn: () => Promise<T>): Promise<T>;
+  startRelease(input: Partial<ReleaseInput> & { version: string }): Promise<WorkflowHandle>;
+  status(handle: WorkflowHandle): Promise<ReleaseStatus>;
+  stop(): Promise<void>;
+}
+
+/** Options of the harness: a change to the sandbox's configuration before the worker sees it. */
+export interface HarnessOptions {
+  configure?: (config: PlatformConfig) => PlatformConfig;
+}
+
+export async function startReleaseHarness(options: HarnessOptions = {}): Promise<ReleaseHarness> {
+  quietRuntime();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'aceh-release-e2e-'));
+  const sandbox = await startSandbox({ dir });
+  const env = await TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: DEVSERVER_EXECUTABLE } },
+  });
+  await env.connection.operatorService.addSearchAttributes({
+    namespace: env.namespace ?? 'default',
+    searchAttributes: {
+      ReleaseVersion: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+      ReleasePhase: temporal.api.enums.v1.IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
+    },
+  });
+  const config = options.configure ? options.configure(sandbox.config) : sandbox.config;
+  const workflowBundleCode = await workflowBundle();
+
+  const harness: ReleaseHarness = {
+    env,
+    sandbox,
+    async withWorker(fn) {
+      const worker = await Worker.create({
+        connection: env.nativeConnection,
+        namespace: env.namespace ?? 'default',
+        taskQueue: TASK_QUEUE,
+        workflowBundle: workflowBundleCode,
+        activities: createActivities({
+          config,
+          credentials: sandbox.credentials,
+          local: sandbox.local,
+          log: () => undefined,
+          temporal: { client: env.client, taskQueue: TASK_QUEUE },
+        }),
+      });
+      return worker.runUntil(fn);
+    },
+    async startRelease(input) {
+      return env.client.workflow.start(RELEASE_WORKFLOW_TYPE, {
+        taskQueue: TASK_QUEUE,
+        workflowId: releaseWorkflowId(input.version),
+        args: [{ commit: sandbox.commit, requestedBy: 'alice', ...input }],
+      });
+    },
+    status(handle) {
+      return handle.query(statusQuery);
+    },
+    async stop() {
+      await env.teardown();
+      await sandbox.stop();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return harness;
+}
+
+/** Polls the release's status until `accept` holds (driven by the server, bounded in real time). */
+export async function waitForStatus(
+  harness: ReleaseHarness,
+  handle: WorkflowHandle,
+  accept: (s: ReleaseStatus) => boolean,
+  what: string,
+  timeoutMs = 30_000,
+): Promise<ReleaseStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let last: ReleaseStatus | undefined;
+  for (;;) {
+    try {
+      last = await harness.status(handle);
+      if (accept(last)) return last;
+    } catch (err) {
+      // The first workflow task may not have run yet: the query has nothing to answer.
+      if (Date.now() > deadline) throw err;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(
+        `timed out waiting for ${what}; phase ${last?.phase ?? 'unknown'}, steps: ${JSON.stringify(last?.steps.slice(-3))}`,
+      );
+    }
+    // Lets a second of workflow time pass (timers such as the pause between rolling batches fire) while
+    // nothing else skips time: the test server moves its clock only while someone sleeps or awaits a result.
+    await harness.env.sleep(1000);
+  }
+}
+
+export const inPhase = (phase: ReleaseStatus['phase']) => (s: ReleaseStatus) => s.phase === phase;
+
+/** Where the committed histories of the release paths live (replayed by test/replay). */
+export const HISTORIES_DIR = path.resolve(__dirname, '../replay/histories');
+
+/**
+ * With RECORD_HISTORIES=1, writes the history of `workflowId` (and of its strategy children) to
+ * `test/replay/histories/<name>.json`, to be committed; otherwise does nothing. Run a path again with it
+ * set after a deliberate change of workflow code, and keep the old files when old executions must replay.
+ */
+export async function recordHistory(harness: ReleaseHarness, workflowId: string, name: string): Promise<void> {
+  if (process.env['RECORD_HISTORIES'] !== '1') return;
+  fs.mkdirSync(HISTORIES_DIR, { recursive: true });
+  const ids = [workflowId, ...['staging-rolling', 'production-blue-green', 'production-canary', 'production-shadow', 'production-rolling'].map((c) => `${workflowId}/${c}`)];
+  for (const id of ids) {
+    let history;
+    try {
+      history = await harness.env.client.workflow.getHandle(id).fetchHistory();
+    } catch {
+      continue;
+    }
+    const suffix = id === workflowId ? '' : `--${id.slice(workflowId.length + 1)}`;
+    fs.writeFileSync(path.join(HISTORIES_DIR, `${name}${suffix}.json`), `${historyToJSON(history)}\n`);
+  }
+}

@@ -1,0 +1,81 @@
+/**
+ * Releases that wait: two days for approval with reminders (L6), and two releases contending for
+ * production (the second queues behind the first and sees its position).
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { ReleaseResult } from '../../src/schemas/release';
+import { approveSignal, qaResultSignal } from '../../src/workflows/definitions';
+import { expectNoTrafficBeforeApproval } from './release-invariants';
+import { inPhase, recordHistory, startReleaseHarness, waitForStatus, type ReleaseHarness } from './release-harness';
+
+let h: ReleaseHarness;
+
+beforeAll(async () => {
+  h = await startReleaseHarness();
+}, 120_000);
+
+afterAll(async () => {
+  await h?.stop();
+});
+
+describe('waiting', () => {
+  it('waits two days for approval, reminding every 12 hours, and loses nothing', async () => {
+    await h.sandbox.pushImage('4.0.0');
+    const { status } = await h.withWorker(async () => {
+      const handle = await h.startRelease({ version: '4.0.0' });
+      await waitForStatus(h, handle, inPhase('qa-gate'), 'the QA gate');
+      await handle.signal(qaResultSignal, { passed: true, reporter: 'qa-bot' });
+      await waitForStatus(h, handle, inPhase('awaiting-approval'), 'approval');
+      const sentBefore = h.sandbox.fakes.telegram.sent.length;
+      await h.env.sleep('2 days');
+      const waiting = await h.status(handle);
+      expect(waiting.phase).toBe('awaiting-approval');
+      const reminders = h.sandbox.fakes.telegram.sent.slice(sentBefore).filter((m) => m.text.startsWith('Reminder'));
+      expect(reminders).toHaveLength(4);
+      expect(reminders.at(-1)?.text).toContain('48h');
+      await handle.signal(approveSignal, { approver: 'ops-lead', comment: 'back from the weekend' });
+      return (await handle.result()) as ReleaseResult;
+    });
+    await recordHistory(h, 'release-v4.0.0', 'release-two-day-approval');
+    expect(status.phase).toBe('released');
+    const approval = status.steps.find((s) => s.name === 'approval')!;
+    expect(Date.parse(approval.endedAt!) - Date.parse(approval.startedAt)).toBeGreaterThanOrEqual(2 * 86_400_000);
+    expect(approval.detail).toContain('4 reminder');
+    expectNoTrafficBeforeApproval(status);
+    const audit = await h.sandbox.auditRows('release-v4.0.0');
+    expect(audit.filter((r) => r.action === 'reminder')).toHaveLength(4);
+  }, 120_000);
+
+  it('queues a second release behind the first, shows its position, and runs it after', async () => {
+    await h.sandbox.pushImage('4.1.0');
+    await h.sandbox.pushImage('4.1.1');
+    const [first, second] = await h.withWorker(async () => {
+      const a = await h.startRelease({ version: '4.1.0' });
+      await waitForStatus(h, a, inPhase('qa-gate'), 'the first release at the QA gate');
+      const b = await h.startRelease({ version: '4.1.1' });
+      const queued = await waitForStatus(h, b, (s) => s.phase === 'queued' && s.queuePosition === 1, 'the second release queued');
+      expect(queued.steps.map((s) => s.name)).not.toContain('ci build and test');
+
+      await a.signal(qaResultSignal, { passed: true, reporter: 'qa-bot' });
+      await waitForStatus(h, a, inPhase('awaiting-approval'), 'the first release at approval');
+      expect((await h.status(b)).phase).toBe('queued');
+      await a.signal(approveSignal, { approver: 'tech-lead' });
+      const firstResult = (await a.result()) as ReleaseResult;
+
+      const next = await waitForStatus(h, b, inPhase('qa-gate'), 'the second release at the QA gate', 60_000);
+      expect(next.queuePosition).toBeNull();
+      await b.signal(qaResultSignal, { passed: true, reporter: 'qa-bot' });
+      await waitForStatus(h, b, inPhase('awaiting-approval'), 'the second release at approval');
+      await b.signal(approveSignal, { approver: 'tech-lead' });
+      return [firstResult.status, ((await b.result()) as ReleaseResult).status];
+    });
+    await recordHistory(h, 'release-v4.1.0', 'release-contention-first');
+    await recordHistory(h, 'release-v4.1.1', 'release-contention-second');
+    expect(first.phase).toBe('released');
+    expect(second.phase).toBe('released');
+    const firstEnd = Date.parse(first.steps.at(-1)!.endedAt!);
+    const secondLock = second.steps.find((s) => s.name === 'lock production')!;
+    expect(Date.parse(secondLock.endedAt!)).toBeGreaterThanOrEqual(firstEnd);
+    expect(second.previousDigest).toBe(first.digest);
+  }, 180_000);
+});
