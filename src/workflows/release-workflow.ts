@@ -834,25 +834,29 @@ class Release {
   }
 
   private async migrate(settings: ReleaseSettings): Promise<void> {
-    await this.journal.step('apply migrations', async () => {
-      const plan = await database.applyMigrations({ dryRun: true });
-      if (plan.pending.length === 0) return 'no pending migration';
-      const snapshot = this.snapshot;
-      if (snapshot) {
-        // Pushed before applying: a migration run that fails half-way has changed the database too.
-        this.productionSaga.push('restore database snapshot', async () => {
-          const restored = await database.restoreSnapshot({
-            snapshot,
-            maxAgeMs: settings.rpoMs,
-            confirmStale: true,
+    await this.journal.step(
+      'apply migrations',
+      async () => {
+        const plan = await database.applyMigrations({ dryRun: true });
+        if (plan.pending.length === 0) return 'no pending migration';
+        const snapshot = this.snapshot;
+        if (snapshot) {
+          // Pushed before applying: a migration run that fails half-way has changed the database too.
+          this.productionSaga.push('restore database snapshot', async () => {
+            const restored = await database.restoreSnapshot({
+              snapshot,
+              maxAgeMs: settings.rpoMs,
+              confirmStale: true,
+            });
+            return `restored ${restored.path} (age ${Math.round(restored.ageMs / 1000)}s)`;
           });
-          return `restored ${restored.path} (age ${Math.round(restored.ageMs / 1000)}s)`;
-        });
-      }
-      const applied = await database.applyMigrations({ dryRun: false });
-      this.migrationsApplied = applied.applied;
-      return `applied ${applied.applied.join(', ') || 'nothing'}`;
-    });
+        }
+        const applied = await database.applyMigrations({ dryRun: false });
+        this.migrationsApplied = applied.applied;
+        return `applied ${applied.applied.join(', ') || 'nothing'}`;
+      },
+      (d) => d,
+    );
   }
 
   private async bake(settings: ReleaseSettings): Promise<void> {

@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
@@ -91,6 +92,9 @@ const EXPECTED_NAMES = [
   'stopMirroring',
   'getTrafficState',
   'restoreTrafficState',
+  // the release itself (a whole platform configuration)
+  'loadReleaseSettings',
+  'checkSnapshotAge',
 ];
 
 type Activity = (input: unknown) => Promise<unknown>;
@@ -228,6 +232,22 @@ describe('systems left out of the configuration', () => {
     }
     expect(names).toHaveLength(EXPECTED_NAMES.length - 7);
     expect(names).toContain('purgeCache');
+  });
+
+  it('registers the environment lock and the release lookup only with a Temporal client', () => {
+    const without = Object.keys(build().activities);
+    for (const name of ['requestEnvironmentLock', 'isWorkflowOpen', 'findReleasePlan'])
+      expect(without).not.toContain(name);
+    const client = new Client({ connection: Connection.lazy({ address: '127.0.0.1:1' }) });
+    const withClient = createActivities({
+      config: example,
+      credentials: { env: FAKE_ENV },
+      log: () => undefined,
+      temporal: { client, taskQueue: 'aceh-release' },
+    });
+    for (const name of ['requestEnvironmentLock', 'isWorkflowOpen', 'findReleasePlan']) {
+      expect(withClient[name as keyof typeof withClient], name).toBeTypeOf('function');
+    }
   });
 
   it('a configured traffic provider that needs no credential works without any', async () => {

@@ -8,7 +8,13 @@ import type { WorkflowHandle } from '@temporalio/client';
 import type { ReleaseResult, ReleaseStatus } from '../../src/schemas/release';
 import { approveSignal, cancelSignal, qaResultSignal, rejectSignal } from '../../src/workflows/definitions';
 import { expectNoContractViolations, expectNoTrafficBeforeApproval, liveDigests } from './release-invariants';
-import { inPhase, recordHistory, startReleaseHarness, waitForStatus, type ReleaseHarness } from './release-harness';
+import {
+  inPhase,
+  recordHistory,
+  startReleaseHarness,
+  waitForStatus,
+  type ReleaseHarness,
+} from './release-harness';
 
 let h: ReleaseHarness;
 
@@ -45,7 +51,9 @@ describe('a release that stops before production', () => {
     await recordHistory(h, 'release-v3.0.1', 'release-rejected');
     expect(status.phase).toBe('rejected');
     expect(status.outcome).toContain('checkout regression found');
-    expect(status.approvals).toEqual([expect.objectContaining({ approver: 'qa-lead', decision: 'rejected' })]);
+    expect(status.approvals).toEqual([
+      expect.objectContaining({ approver: 'qa-lead', decision: 'rejected' }),
+    ]);
     expect(await liveDigests(h.sandbox)).toEqual(before);
     const audit = await h.sandbox.auditRows('release-v3.0.1');
     expect(audit.some((r) => r.action === 'rejected' && r.actor === 'qa-lead')).toBe(true);
@@ -91,7 +99,12 @@ describe('a release that stops before production', () => {
       const handle = await h.startRelease({ version: '3.0.3' });
       await waitForStatus(h, handle, inPhase('qa-gate'), 'the QA gate');
       expect(Object.values(h.sandbox.stagingTags())).toEqual(Object.values(stagingBefore).map(() => '3.0.3'));
-      await handle.signal(qaResultSignal, { passed: false, reporter: 'qa-bot', reportUrl: 'https://qa.example/run/9', summary: '3 Playwright tests failed' });
+      await handle.signal(qaResultSignal, {
+        passed: false,
+        reporter: 'qa-bot',
+        reportUrl: 'https://qa.example/run/9',
+        summary: '3 Playwright tests failed',
+      });
       return result(handle);
     });
     await recordHistory(h, 'release-v3.0.3', 'release-qa-failed');
@@ -145,9 +158,16 @@ describe('the bake (M4)', () => {
     expect(breach.errorRateQuery).toContain('storefront');
     expect(storefront.filter((s) => s.minute < 7).every((s) => s.decision === 'healthy')).toBe(true);
     expect(status.compensations.map((c) => c.name)).toEqual(
-      expect.arrayContaining([expect.stringMatching(/^switch storefront back/), 'verify previous digest is live', 'purge CDN cache']),
+      expect.arrayContaining([
+        expect.stringMatching(/^switch storefront back/),
+        'verify previous digest is live',
+        'purge CDN cache',
+      ]),
     );
-    expect(status.compensations.every((c) => c.status === 'completed'), JSON.stringify(status.compensations)).toBe(true);
+    expect(
+      status.compensations.every((c) => c.status === 'completed'),
+      JSON.stringify(status.compensations),
+    ).toBe(true);
     expect(await liveDigests(h.sandbox)).toEqual(before);
     expect(Object.values(before)).not.toContain(digest);
     expect(h.sandbox.fakes.telegram.sent.some((m) => m.text.startsWith('ROLLBACK of v3.1.0'))).toBe(true);
@@ -157,28 +177,45 @@ describe('the bake (M4)', () => {
   it.each([
     ['keeps the release when an approver says so', 'approve', 'released'],
     ['rolls back when an approver rejects', 'reject', 'rolled-back'],
-  ] as const)('is inconclusive when metrics are missing; %s', async (_name, decision, phase) => {
-    const version = decision === 'approve' ? '3.2.0' : '3.2.1';
-    await h.sandbox.pushImage(version);
-    const before = await liveDigests(h.sandbox);
-    const { status } = await h.withWorker(async () => {
-      const handle = await h.startRelease({ version });
-      await toApproval(handle);
-      for (const service of Object.keys(h.sandbox.config.services)) h.sandbox.fakes.prometheus.setTraffic(service, 'down');
-      await handle.signal(approveSignal, { approver: 'tech-lead' });
-      const stuck = await waitForStatus(h, handle, inPhase('bake-inconclusive'), 'an inconclusive bake', 60_000);
-      expect(stuck.bakeSamples.filter((s) => s.decision === 'backend-error').length).toBeGreaterThan(0);
-      expect(h.sandbox.fakes.telegram.sent.some((m) => m.text.includes('inconclusive'))).toBe(true);
-      for (const service of Object.keys(h.sandbox.config.services)) h.sandbox.fakes.prometheus.setTraffic(service, undefined);
-      if (decision === 'approve') await handle.signal(approveSignal, { approver: 'ops-lead', comment: 'dashboards look fine' });
-      else await handle.signal(rejectSignal, { approver: 'ops-lead', reason: 'cannot see metrics, play safe' });
-      return result(handle);
-    });
-    await recordHistory(h, `release-v${version}`, `release-bake-inconclusive-${decision}`);
-    expect(status.phase).toBe(phase);
-    if (phase === 'rolled-back') expect(await liveDigests(h.sandbox)).toEqual(before);
-    else expect(status.approvals.map((a) => a.decision)).toEqual(['approved', 'bake-continue']);
-  }, 120_000);
+  ] as const)(
+    'is inconclusive when metrics are missing; %s',
+    async (_name, decision, phase) => {
+      const version = decision === 'approve' ? '3.2.0' : '3.2.1';
+      await h.sandbox.pushImage(version);
+      const before = await liveDigests(h.sandbox);
+      const { status } = await h.withWorker(async () => {
+        const handle = await h.startRelease({ version });
+        await toApproval(handle);
+        for (const service of Object.keys(h.sandbox.config.services))
+          h.sandbox.fakes.prometheus.setTraffic(service, 'down');
+        await handle.signal(approveSignal, { approver: 'tech-lead' });
+        const stuck = await waitForStatus(
+          h,
+          handle,
+          inPhase('bake-inconclusive'),
+          'an inconclusive bake',
+          60_000,
+        );
+        expect(stuck.bakeSamples.filter((s) => s.decision === 'backend-error').length).toBeGreaterThan(0);
+        expect(h.sandbox.fakes.telegram.sent.some((m) => m.text.includes('inconclusive'))).toBe(true);
+        for (const service of Object.keys(h.sandbox.config.services))
+          h.sandbox.fakes.prometheus.setTraffic(service, undefined);
+        if (decision === 'approve')
+          await handle.signal(approveSignal, { approver: 'ops-lead', comment: 'dashboards look fine' });
+        else
+          await handle.signal(rejectSignal, {
+            approver: 'ops-lead',
+            reason: 'cannot see metrics, play safe',
+          });
+        return result(handle);
+      });
+      await recordHistory(h, `release-v${version}`, `release-bake-inconclusive-${decision}`);
+      expect(status.phase).toBe(phase);
+      if (phase === 'rolled-back') expect(await liveDigests(h.sandbox)).toEqual(before);
+      else expect(status.approvals.map((a) => a.decision)).toEqual(['approved', 'bake-continue']);
+    },
+    120_000,
+  );
 });
 
 describe('cancellation', () => {
@@ -187,48 +224,65 @@ describe('cancellation', () => {
     ['qa-gate', ['redeploy staging']],
     ['awaiting-approval', ['redeploy staging']],
     ['baking', ['switch', 'restore database snapshot', 'redeploy staging']],
-  ] as const)('in %s runs the compensations of what was done, in reverse', async (phase, expected) => {
-    const version = { building: '3.3.0', 'qa-gate': '3.3.1', 'awaiting-approval': '3.3.2', baking: '3.3.3' }[phase];
-    await h.sandbox.pushImage(version);
-    const before = await liveDigests(h.sandbox);
-    const stagingBefore = h.sandbox.stagingTags();
-    if (phase === 'building') h.sandbox.fakes.ci.nextConclusions.push('never');
-    const column = `probe_${version.replaceAll('.', '_')}`;
-    if (phase === 'baking') h.sandbox.addMigration(`0100_${column}.sql`, `ALTER TABLE public.products ADD COLUMN ${column} int;`);
-    const { status } = await h.withWorker(async () => {
-      const handle = await h.startRelease({ version });
-      if (phase !== 'building') await waitForStatus(h, handle, inPhase('qa-gate'), 'the QA gate');
-      if (phase === 'awaiting-approval' || phase === 'baking') await handle.signal(qaResultSignal, pass);
-      if (phase === 'baking') {
-        await waitForStatus(h, handle, inPhase('awaiting-approval'), 'approval');
-        await handle.signal(approveSignal, { approver: 'tech-lead' });
+  ] as const)(
+    'in %s runs the compensations of what was done, in reverse',
+    async (phase, expected) => {
+      const version = {
+        building: '3.3.0',
+        'qa-gate': '3.3.1',
+        'awaiting-approval': '3.3.2',
+        baking: '3.3.3',
+      }[phase];
+      await h.sandbox.pushImage(version);
+      const before = await liveDigests(h.sandbox);
+      const stagingBefore = h.sandbox.stagingTags();
+      if (phase === 'building') h.sandbox.fakes.ci.nextConclusions.push('never');
+      const column = `probe_${version.replaceAll('.', '_')}`;
+      if (phase === 'baking')
+        h.sandbox.addMigration(`0100_${column}.sql`, `ALTER TABLE public.products ADD COLUMN ${column} int;`);
+      const { status } = await h.withWorker(async () => {
+        const handle = await h.startRelease({ version });
+        if (phase !== 'building') await waitForStatus(h, handle, inPhase('qa-gate'), 'the QA gate');
+        if (phase === 'awaiting-approval' || phase === 'baking') await handle.signal(qaResultSignal, pass);
+        if (phase === 'baking') {
+          await waitForStatus(h, handle, inPhase('awaiting-approval'), 'approval');
+          await handle.signal(approveSignal, { approver: 'tech-lead' });
+        }
+        await waitForStatus(h, handle, inPhase(phase), phase, 60_000);
+        await handle.signal(cancelSignal, { requestedBy: 'alice', reason: `stop in ${phase}` });
+        return result(handle);
+      });
+      await recordHistory(h, `release-v${version}`, `release-cancel-${phase}`);
+      expect(status.phase).toBe('cancelled');
+      expect(status.outcome).toContain(`stop in ${phase}`);
+      const names = status.compensations.map((c) => c.name);
+      for (const prefix of expected)
+        expect(
+          names.some((n) => n.startsWith(prefix)),
+          `${prefix} in ${names.join(' | ')}`,
+        ).toBe(true);
+      if (phase === 'building') expect(names).toEqual([]);
+      if (expected.length > 1) {
+        const first = names.findIndex((n) => n.startsWith(expected[0]!));
+        const last = names.findIndex((n) => n.startsWith(expected[expected.length - 1]!));
+        expect(first).toBeLessThan(last);
       }
-      await waitForStatus(h, handle, inPhase(phase), phase, 60_000);
-      await handle.signal(cancelSignal, { requestedBy: 'alice', reason: `stop in ${phase}` });
-      return result(handle);
-    });
-    await recordHistory(h, `release-v${version}`, `release-cancel-${phase}`);
-    expect(status.phase).toBe('cancelled');
-    expect(status.outcome).toContain(`stop in ${phase}`);
-    const names = status.compensations.map((c) => c.name);
-    for (const prefix of expected) expect(names.some((n) => n.startsWith(prefix)), `${prefix} in ${names.join(' | ')}`).toBe(true);
-    if (phase === 'building') expect(names).toEqual([]);
-    if (expected.length > 0) {
-      const first = names.findIndex((n) => n.startsWith(expected[0]!));
-      const last = names.findIndex((n) => n.startsWith(expected[expected.length - 1]!));
-      expect(first).toBeLessThan(last);
-    }
-    expect(status.compensations.filter((c) => c.status === 'failed'), JSON.stringify(status.compensations)).toEqual([]);
-    expect(await liveDigests(h.sandbox)).toEqual(before);
-    expect(h.sandbox.stagingTags()).toEqual(stagingBefore);
-    if (phase === 'baking') {
-      // The migration ran, and the restored pre-deployment snapshot took it back.
-      expect(status.steps.find((s) => s.name === 'apply migrations')?.detail).toContain(column);
-      const columns = await h.sandbox.query(
-        `SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'products'`,
-      );
-      expect(columns.map((c) => c['column_name'])).not.toContain(column);
-    }
-    expectNoTrafficBeforeApproval(status);
-  }, 120_000);
+      expect(
+        status.compensations.filter((c) => c.status === 'failed'),
+        JSON.stringify(status.compensations),
+      ).toEqual([]);
+      expect(await liveDigests(h.sandbox)).toEqual(before);
+      expect(h.sandbox.stagingTags()).toEqual(stagingBefore);
+      if (phase === 'baking') {
+        // The migration ran, and the restored pre-deployment snapshot took it back.
+        expect(status.steps.find((s) => s.name === 'apply migrations')?.detail).toContain(column);
+        const columns = await h.sandbox.query(
+          `SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'products'`,
+        );
+        expect(columns.map((c) => c['column_name'])).not.toContain(column);
+      }
+      expectNoTrafficBeforeApproval(status);
+    },
+    120_000,
+  );
 });

@@ -7,7 +7,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReleaseResult } from '../../src/schemas/release';
 import { approveSignal, qaResultSignal } from '../../src/workflows/definitions';
 import { expectNoTrafficBeforeApproval, liveDigests } from './release-invariants';
-import { inPhase, recordHistory, startReleaseHarness, waitForStatus, type ReleaseHarness } from './release-harness';
+import {
+  inPhase,
+  recordHistory,
+  startReleaseHarness,
+  waitForStatus,
+  type ReleaseHarness,
+} from './release-harness';
 
 let h: ReleaseHarness;
 const windowEnd = Date.now() + 3 * 86_400_000;
@@ -61,8 +67,13 @@ describe('a freeze window', () => {
     });
     await recordHistory(h, 'release-v5.0.0', 'release-freeze-override');
     expect(status.phase).toBe('released');
-    expect(status.approvals.filter((a) => a.decision === 'freeze-override').map((a) => a.approver)).toEqual(['ops-lead', 'qa-lead']);
-    expect(status.steps.find((s) => s.name === 'freeze window year-end-sale')?.detail).toBe('overridden by ops-lead and qa-lead');
+    expect(status.approvals.filter((a) => a.decision === 'freeze-override').map((a) => a.approver)).toEqual([
+      'ops-lead',
+      'qa-lead',
+    ]);
+    expect(status.steps.find((s) => s.name === 'freeze window year-end-sale')?.detail).toBe(
+      'overridden by ops-lead and qa-lead',
+    );
   }, 120_000);
 
   it('lets an approved release wait durably until the window ends', async () => {
@@ -90,7 +101,11 @@ describe('the hotfix route', () => {
   it('skips the QA gate and the RC tag, passes a window that allows hotfixes, and is still approved and audited', async () => {
     const digest = await h.sandbox.pushImage('5.0.2');
     const { status, tag } = await h.withWorker(async () => {
-      const handle = await h.startRelease({ version: '5.0.2', hotfix: true, changes: { added: [], fixed: ['Checkout total rounding'], changed: [] } });
+      const handle = await h.startRelease({
+        version: '5.0.2',
+        hotfix: true,
+        changes: { added: [], fixed: ['Checkout total rounding'], changed: [] },
+      });
       const waiting = await waitForStatus(h, handle, inPhase('awaiting-approval'), 'approval');
       expect(waiting.requiredApprovals).toBe(1);
       await handle.signal(qaResultSignal, { passed: true, reporter: 'qa-bot' });

@@ -39,7 +39,7 @@ function quietRuntime(): void {
   if (runtimeInstalled) return;
   runtimeInstalled = true;
   try {
-    Runtime.install({ logger: new DefaultLogger('WARN') });
+    Runtime.install({ logger: new DefaultLogger('ERROR') });
   } catch {
     // Installed already by another harness in this process.
   }
@@ -154,10 +154,23 @@ export const HISTORIES_DIR = path.resolve(__dirname, '../replay/histories');
  * `test/replay/histories/<name>.json`, to be committed; otherwise does nothing. Run a path again with it
  * set after a deliberate change of workflow code, and keep the old files when old executions must replay.
  */
-export async function recordHistory(harness: ReleaseHarness, workflowId: string, name: string): Promise<void> {
+export async function recordHistory(
+  harness: ReleaseHarness,
+  workflowId: string,
+  name: string,
+): Promise<void> {
   if (process.env['RECORD_HISTORIES'] !== '1') return;
   fs.mkdirSync(HISTORIES_DIR, { recursive: true });
-  const ids = [workflowId, ...['staging-rolling', 'production-blue-green', 'production-canary', 'production-shadow', 'production-rolling'].map((c) => `${workflowId}/${c}`)];
+  const ids = [
+    workflowId,
+    ...[
+      'staging-rolling',
+      'production-blue-green',
+      'production-canary',
+      'production-shadow',
+      'production-rolling',
+    ].map((c) => `${workflowId}/${c}`),
+  ];
   for (const id of ids) {
     let history;
     try {

@@ -6,7 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReleaseResult } from '../../src/schemas/release';
 import { approveSignal, qaResultSignal } from '../../src/workflows/definitions';
 import { expectNoContractViolations, expectNoTrafficBeforeApproval, liveDigests } from './release-invariants';
-import { inPhase, recordHistory, startReleaseHarness, waitForStatus, type ReleaseHarness } from './release-harness';
+import {
+  inPhase,
+  recordHistory,
+  startReleaseHarness,
+  waitForStatus,
+  type ReleaseHarness,
+} from './release-harness';
 
 let h: ReleaseHarness;
 

@@ -6,7 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReleaseResult } from '../../src/schemas/release';
 import { approveSignal, qaResultSignal } from '../../src/workflows/definitions';
 import { expectNoTrafficBeforeApproval } from './release-invariants';
-import { inPhase, recordHistory, startReleaseHarness, waitForStatus, type ReleaseHarness } from './release-harness';
+import {
+  inPhase,
+  recordHistory,
+  startReleaseHarness,
+  waitForStatus,
+  type ReleaseHarness,
+} from './release-harness';
 
 let h: ReleaseHarness;
 
@@ -30,7 +36,9 @@ describe('waiting', () => {
       await h.env.sleep('2 days');
       const waiting = await h.status(handle);
       expect(waiting.phase).toBe('awaiting-approval');
-      const reminders = h.sandbox.fakes.telegram.sent.slice(sentBefore).filter((m) => m.text.startsWith('Reminder'));
+      const reminders = h.sandbox.fakes.telegram.sent
+        .slice(sentBefore)
+        .filter((m) => m.text.startsWith('Reminder'));
       expect(reminders).toHaveLength(4);
       expect(reminders.at(-1)?.text).toContain('48h');
       await handle.signal(approveSignal, { approver: 'ops-lead', comment: 'back from the weekend' });
@@ -39,7 +47,9 @@ describe('waiting', () => {
     await recordHistory(h, 'release-v4.0.0', 'release-two-day-approval');
     expect(status.phase).toBe('released');
     const approval = status.steps.find((s) => s.name === 'approval')!;
-    expect(Date.parse(approval.endedAt!) - Date.parse(approval.startedAt)).toBeGreaterThanOrEqual(2 * 86_400_000);
+    expect(Date.parse(approval.endedAt!) - Date.parse(approval.startedAt)).toBeGreaterThanOrEqual(
+      2 * 86_400_000,
+    );
     expect(approval.detail).toContain('4 reminder');
     expectNoTrafficBeforeApproval(status);
     const audit = await h.sandbox.auditRows('release-v4.0.0');
@@ -53,7 +63,12 @@ describe('waiting', () => {
       const a = await h.startRelease({ version: '4.1.0' });
       await waitForStatus(h, a, inPhase('qa-gate'), 'the first release at the QA gate');
       const b = await h.startRelease({ version: '4.1.1' });
-      const queued = await waitForStatus(h, b, (s) => s.phase === 'queued' && s.queuePosition === 1, 'the second release queued');
+      const queued = await waitForStatus(
+        h,
+        b,
+        (s) => s.phase === 'queued' && s.queuePosition === 1,
+        'the second release queued',
+      );
       expect(queued.steps.map((s) => s.name)).not.toContain('ci build and test');
 
       await a.signal(qaResultSignal, { passed: true, reporter: 'qa-bot' });
