@@ -1,6 +1,7 @@
 /**
  * A worker killed (SIGKILL) in the middle of a release, twice: while the release waits for approval, and
- * in the bake with timers pending. A new worker process picks the release up from its history, and every
+ * in the bake with timers pending. (The worker comes back before time moves on: on the test server, as on
+ * Java's, a workflow task waiting for a worker holds the virtual clock.) A new worker process picks the release up from its history, and every
  * external side effect (CI runs, deployments, tags, traffic switches, the announcement, audit rows)
  * happens exactly once.
  */
@@ -11,6 +12,7 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReleaseResult } from '../../src/schemas/release';
 import { approveSignal, qaResultSignal } from '../../src/workflows/definitions';
+import { waitFor } from '../devserver/helpers';
 import { liveDigests } from './release-invariants';
 import {
   inPhase,
@@ -86,10 +88,20 @@ describe('a worker killed in the middle of a release', () => {
     await kill(worker);
     await handle.signal(approveSignal, { approver: 'tech-lead' });
     worker = await startWorkerProcess();
-    await waitForStatus(h, handle, inPhase('baking'), 'the bake', 90_000);
-
+    await waitForStatus(
+      h,
+      handle,
+      (s) => s.phase === 'baking' && s.bakeSamples.length >= 8,
+      'the bake',
+      90_000,
+    );
+    // Time stands still between polls; once the samples in flight are done, only timers are pending.
+    await waitFor(
+      async () => (await handle.describe()).raw.pendingActivities?.length === 0,
+      'no activity in flight',
+    );
     await kill(worker);
-    await h.env.sleep('4 minutes');
+    // The new worker starts with timers pending and the bake half done; it replays and carries on.
     worker = await startWorkerProcess();
     const { status } = (await handle.result()) as ReleaseResult;
     await kill(worker);
