@@ -378,6 +378,8 @@ export async function startSandbox(options: SandboxOptions): Promise<Sandbox> {
         node: base.backups.deploymentSnapshot.node,
         tokenId: refs.proxmox.tokenId,
         tokenSecret: secret(refs.proxmox.tokenSecret),
+        // Tasks end on the first poll, as deployments and CI runs do here: the activity polls every 2 s.
+        taskPolls: 1,
       }).then((fake) => {
         closers.push(() => fake.stop());
         return fake;

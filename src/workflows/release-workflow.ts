@@ -120,6 +120,7 @@ class Release {
   private migrationsApplied: string[] = [];
   private rollouts: ServiceRollout[] = [];
   private previousImageTag: string | null = null;
+  private pendingMigrations: string[] = [];
 
   constructor(private readonly input: ParsedReleaseInput) {
     this.journal = new ReleaseJournal(
@@ -485,6 +486,7 @@ class Release {
       (r) => r.reference,
     );
     this.status.digest = image.digest;
+    await this.identifyPrevious(settings);
     journal.audit({
       step: 'image-check',
       action: 'bound-to-digest',
@@ -758,9 +760,34 @@ class Release {
     }
   }
 
+  /**
+   * The version production runs now, found before the approval so that the approver sees what a rollback
+   * would return to, and so that little remains to do between the approval and the deploy.
+   */
+  private async identifyPrevious(settings: ReleaseSettings): Promise<void> {
+    const first = settings.services.find((s) => s.production);
+    await this.journal.step(
+      'identify the version production runs',
+      async () => {
+        if (!first?.production) return 'no production service';
+        const target = first.production.target;
+        const colour =
+          'application' in target
+            ? null
+            : ((await read.getTrafficState({ service: first.name })).active ?? 'blue');
+        const app = await read.getApplicationStatus({ applicationUuid: applicationOf(target, colour) });
+        if (!app.imageTag) return 'production runs no tagged image yet (first release)';
+        const previous = await read.resolveImageDigest({ tag: app.imageTag });
+        this.previousImageTag = app.imageTag;
+        this.status.previousDigest = previous.digest;
+        return `${app.imageTag} = ${previous.digest}`;
+      },
+      (d) => d,
+    );
+  }
+
   private async prepareRollback(settings: ReleaseSettings, imageTag: string, digest: string): Promise<void> {
     const journal = this.journal;
-    const first = settings.services.find((s) => s.production);
     await Promise.all([
       journal.step('image still bound to the approved digest', async () => {
         const now = await read.resolveImageDigest({ tag: imageTag });
@@ -773,25 +800,25 @@ class Release {
         return now.digest;
       }),
       journal.step('previous digest still in the registry', async () => {
-        if (!first?.production) return 'no production service';
-        const target = first.production.target;
-        const colour =
-          'application' in target
-            ? null
-            : ((await read.getTrafficState({ service: first.name })).active ?? 'blue');
-        const app = await read.getApplicationStatus({ applicationUuid: applicationOf(target, colour) });
-        if (!app.imageTag) return 'production runs no tagged image yet (first release)';
-        this.previousImageTag = app.imageTag;
-        const previous = await read.resolveImageDigest({ tag: app.imageTag });
-        const exists = await read.checkDigestExists({ digest: previous.digest });
-        if (!exists.exists)
+        const previous = this.status.previousDigest;
+        if (!previous) return 'production ran no tagged image (first release)';
+        const exists = await read.checkDigestExists({ digest: previous });
+        if (!exists.exists) {
           throw failure(
             FailureType.PolicyViolation,
-            `the previous image ${previous.reference} is gone from the registry: a rollback would have nothing to go back to`,
+            `the previous image ${exists.reference} is gone from the registry: a rollback would have nothing to go back to`,
           );
-        this.status.previousDigest = previous.digest;
-        return `${app.imageTag} = ${previous.digest}`;
+        }
+        return `${this.previousImageTag ?? '?'} = ${previous}`;
       }),
+      journal.step(
+        'pending migrations',
+        async () => {
+          this.pendingMigrations = (await database.applyMigrations({ dryRun: true })).pending;
+          return this.pendingMigrations.join(', ') || 'none';
+        },
+        (d) => d,
+      ),
       settings.preDeploymentSnapshot
         ? journal.step(
             'pre-deployment database snapshot',
@@ -818,14 +845,16 @@ class Release {
         'deployment snapshot (Proxmox)',
         async () => {
           const snapname = `release-v${this.input.version.replaceAll('.', '_')}`;
-          for (const vmid of settings.deploymentSnapshotGuests) {
-            const task = await quick.snapshotVm({
-              vmid,
-              snapname,
-              description: `aceh-release v${this.input.version} before deployment`,
-            });
-            if (task.upid) await job.waitForTask({ upid: task.upid });
-          }
+          await Promise.all(
+            settings.deploymentSnapshotGuests.map(async (vmid) => {
+              const task = await quick.snapshotVm({
+                vmid,
+                snapname,
+                description: `aceh-release v${this.input.version} before deployment`,
+              });
+              if (task.upid) await job.waitForTask({ upid: task.upid });
+            }),
+          );
           return `${snapname} on guests ${settings.deploymentSnapshotGuests.join(', ')}`;
         },
         (s) => s,
@@ -837,8 +866,7 @@ class Release {
     await this.journal.step(
       'apply migrations',
       async () => {
-        const plan = await database.applyMigrations({ dryRun: true });
-        if (plan.pending.length === 0) return 'no pending migration';
+        if (this.pendingMigrations.length === 0) return 'no pending migration';
         const snapshot = this.snapshot;
         if (snapshot) {
           // Pushed before applying: a migration run that fails half-way has changed the database too.

@@ -251,6 +251,8 @@ export interface ProxmoxFakeOptions {
   node: string;
   tokenId: string;
   tokenSecret: string;
+  /** Status polls an unscripted task takes to end; 2 by default, 1 ends it on the first poll. */
+  taskPolls?: number;
 }
 
 class PveError extends Error {
@@ -438,7 +440,7 @@ export class ProxmoxFake {
   }
 
   private startTask(type: string, vmid: number, log: string[], finish: (ok: boolean) => void): string {
-    const script = this.nextTask.shift() ?? { polls: 2, exitstatus: 'OK' };
+    const script = this.nextTask.shift() ?? { polls: this.options.taskPolls ?? 2, exitstatus: 'OK' };
     this.pid += 1;
     const starttime = 1_760_400_000 + this.tasks.size;
     const hex = (n: number) => n.toString(16).toUpperCase().padStart(8, '0');
