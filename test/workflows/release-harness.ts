@@ -15,7 +15,6 @@ import {
   type WorkflowBundleWithSourceMap,
 } from '@temporalio/worker';
 import { temporal } from '@temporalio/proto';
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { WorkflowHandle } from '@temporalio/client';
 import { createActivities } from '../../src/activities';
 import { TASK_QUEUE } from '../../src/config/temporal-connection';
@@ -146,6 +145,17 @@ export async function waitForStatus(
 
 export const inPhase = (phase: ReleaseStatus['phase']) => (s: ReleaseStatus) => s.phase === phase;
 
+const History = temporal.api.history.v1.History;
+
+/** A history as plain JSON (enum names, 64-bit numbers and bytes as strings), read back by `historyFromJson`. */
+export function historyAsJson(history: temporal.api.history.v1.IHistory): unknown {
+  return History.toObject(History.fromObject(history), { enums: String, longs: String, bytes: String });
+}
+
+export function historyFromJson(json: unknown): temporal.api.history.v1.History {
+  return History.fromObject(json as Record<string, unknown>);
+}
+
 /** Where the committed histories of the release paths live (replayed by test/replay). */
 export const HISTORIES_DIR = path.resolve(__dirname, '../replay/histories');
 
@@ -179,6 +189,8 @@ export async function recordHistory(
       continue;
     }
     const suffix = id === workflowId ? '' : `--${id.slice(workflowId.length + 1)}`;
-    fs.writeFileSync(path.join(HISTORIES_DIR, `${name}${suffix}.json`), `${historyToJSON(history)}\n`);
+    // The workflow id goes with it: the code derives ids from it (children, lock requests), so replay needs it.
+    const record = { workflowId: id, history: historyAsJson(history) };
+    fs.writeFileSync(path.join(HISTORIES_DIR, `${name}${suffix}.json`), `${JSON.stringify(record)}\n`);
   }
 }

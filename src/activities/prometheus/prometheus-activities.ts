@@ -54,7 +54,10 @@ export type QueryRangeResult = z.infer<typeof QueryRangeResult>;
 
 /** Input of `sampleErrorRate`: the service (label value), the window, and how much traffic makes a verdict. */
 /** Further label matchers (`{color: "green"}`): names as PromQL allows, values matched exactly. */
-const ExtraLabels = z.record(z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a label name'), z.string());
+const ExtraLabels = z.record(
+  z.string().regex(/^[a-zA-Z_][a-zA-Z0-9_]*$/, 'must be a label name'),
+  z.string(),
+);
 
 export const SampleErrorRateInput = z.object({
   service: z.string().min(1),
