@@ -6,7 +6,12 @@
 import { CancellationScope, isCancellation, log, proxyActivities, sleep } from '@temporalio/workflow';
 import type { PlatformActivities } from '../activities';
 import type { DeploymentTarget } from '../config/platform-config';
-import { fillQueryTemplate, logSelectorOf, type MonitoringSettings } from '../domain/release-settings';
+import {
+  fillQueryTemplate,
+  logSelectorOf,
+  type MonitoringSettings,
+  type ReleaseService,
+} from '../domain/release-settings';
 import { FailureType, failure } from '../errors';
 import type { Colour, DeployedApplication } from '../schemas/deployment';
 import type { BakeSample, CompensationRecord, ReleaseStep } from '../schemas/release';
@@ -35,6 +40,27 @@ export async function liveColour(service: string): Promise<Colour> {
     );
   }
   return state.active;
+}
+
+/**
+ * The services of production that do not serve `expected` (the live colour's application, its running tag,
+ * the digest the registry gives that tag), each as a sentence; empty when all of them do.
+ */
+export async function servicesNotServing(services: ReleaseService[], expected: string): Promise<string[]> {
+  const problems: string[] = [];
+  for (const service of services) {
+    if (!service.production) continue;
+    const target = service.production.target;
+    const colour =
+      'application' in target
+        ? null
+        : ((await read.getTrafficState({ service: service.name })).active ?? null);
+    const app = await read.getApplicationStatus({ applicationUuid: applicationOf(target, colour) });
+    const live = app.imageTag ? (await read.resolveImageDigest({ tag: app.imageTag })).digest : null;
+    if (live !== expected)
+      problems.push(`${service.name} runs ${live ?? 'no tagged image'}, not ${expected}`);
+  }
+  return problems;
 }
 
 /** Deploys `imageTag` to an application and waits until Coolify reports it finished. */

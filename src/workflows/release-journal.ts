@@ -8,7 +8,10 @@
  * place in the release's story, since concurrent inserts may commit out of order.
  */
 import {
+  ActivityFailure,
+  ApplicationFailure,
   CancellationScope,
+  ChildWorkflowFailure,
   isCancellation,
   log,
   proxyActivities,
@@ -42,6 +45,27 @@ export function describeError(err: unknown): string {
     return typeof type === 'string' && type ? `${type}: ${message}` : message;
   }
   return String(err);
+}
+
+/**
+ * The failure a workflow ends with for `err`: an activity's or child's `ApplicationFailure` is raised as
+ * the workflow's own (same type and message), so a caller branches on `failure.type` without unwrapping.
+ */
+export function asWorkflowFailure(err: unknown): unknown {
+  if (
+    (err instanceof ActivityFailure || err instanceof ChildWorkflowFailure) &&
+    err.cause instanceof ApplicationFailure
+  ) {
+    const cause = err.cause;
+    return ApplicationFailure.create({
+      type: cause.type ?? undefined,
+      message: cause.message,
+      nonRetryable: true,
+      details: cause.details ? [...cause.details] : undefined,
+      cause: err,
+    });
+  }
+  return err;
 }
 
 export interface AuditEntry {

@@ -62,7 +62,14 @@ import {
   SEARCH_ATTRIBUTES,
   statusQuery,
 } from './definitions';
-import { Saga, applicationOf, hold, redeployPrevious, sampleService } from './deploy-support';
+import {
+  Saga,
+  applicationOf,
+  hold,
+  redeployPrevious,
+  sampleService,
+  servicesNotServing,
+} from './deploy-support';
 import { acquireEnvironmentLock, type EnvironmentLockHandle } from './environment-lock';
 import { ReleaseJournal, describeError } from './release-journal';
 import { rollingDeployWorkflow } from './rolling-workflow';
@@ -435,25 +442,11 @@ class Release {
   private async verifyPreviousDigest(): Promise<void> {
     const expected = this.status.previousDigest;
     if (!expected || !this.settings) return;
-    const problems: string[] = [];
+    let problems: string[];
     try {
-      for (const service of this.settings.services) {
-        if (!service.production) continue;
-        const target = service.production.target;
-        const colour =
-          'application' in target
-            ? null
-            : ((await read.getTrafficState({ service: service.name })).active ?? null);
-        const app = await read.getApplicationStatus({ applicationUuid: applicationOf(target, colour) });
-        if (!app.imageTag) {
-          problems.push(`${service.name} runs no tagged image`);
-          continue;
-        }
-        const live = await read.resolveImageDigest({ tag: app.imageTag });
-        if (live.digest !== expected) problems.push(`${service.name} runs ${live.digest}, not ${expected}`);
-      }
+      problems = await servicesNotServing(this.settings.services, expected);
     } catch (err) {
-      problems.push(describeError(err));
+      problems = [describeError(err)];
     }
     this.journal.compensation({
       name: 'verify previous digest is live',

@@ -21,8 +21,8 @@ import { FailureType, failure } from '../errors';
 import { RollbackInput, type RollbackResult } from '../schemas/release';
 import { DATABASE_JOB, QUICK_CALL, READ_CALL } from './activity-options';
 import { SEARCH_ATTRIBUTES, statusQuery } from './definitions';
-import { applicationOf, redeployPrevious } from './deploy-support';
-import { ReleaseJournal, describeError } from './release-journal';
+import { redeployPrevious, servicesNotServing } from './deploy-support';
+import { ReleaseJournal, asWorkflowFailure, describeError } from './release-journal';
 
 const quick = proxyActivities<PlatformActivities & ReleaseActivities & ReleaseLookupActivities>(QUICK_CALL);
 const read = proxyActivities<PlatformActivities & ReleaseActivities>(READ_CALL);
@@ -129,21 +129,12 @@ export async function rollbackWorkflow(rawInput: RollbackInput): Promise<Rollbac
       async () => {
         const expected = plan.previousDigest;
         if (!expected) return 'no previous digest recorded (first release)';
-        for (const service of settings.services) {
-          if (!service.production) continue;
-          const target = service.production.target;
-          const colour =
-            'application' in target
-              ? null
-              : ((await read.getTrafficState({ service: service.name })).active ?? null);
-          const app = await read.getApplicationStatus({ applicationUuid: applicationOf(target, colour) });
-          const live = app.imageTag ? (await read.resolveImageDigest({ tag: app.imageTag })).digest : null;
-          if (live !== expected) {
-            throw failure(
-              FailureType.OperationFailed,
-              `${service.name} runs ${live ?? 'no tagged image'}, not the previous ${expected}: check Coolify`,
-            );
-          }
+        const problems = await servicesNotServing(settings.services, expected);
+        if (problems.length > 0) {
+          throw failure(
+            FailureType.OperationFailed,
+            `${problems.join('; ')}: check Coolify and the traffic provider`,
+          );
         }
         return `every service runs ${expected}`;
       },
@@ -172,7 +163,7 @@ export async function rollbackWorkflow(rawInput: RollbackInput): Promise<Rollbac
     await journal.notify(
       `ROLLBACK of v${status.version} FAILED (${input.requestedBy}: ${input.reason}): ${describeError(err)}`,
     );
-    throw err;
+    throw asWorkflowFailure(err);
   } finally {
     await journal.flush();
   }

@@ -23,7 +23,7 @@ try {
 }
 
 describe('committed release histories', () => {
-  it('are there: every release path has one', () => {
+  it('are there: every release and rollback path has one', () => {
     const names = files.map((f) => f.replace(/--.*$|\.json$/g, ''));
     for (const path of [
       'release-blue-green',
@@ -48,6 +48,7 @@ describe('committed release histories', () => {
       'release-freeze-wait',
       'release-hotfix',
       'release-worker-killed',
+      'rollback-confirmed',
     ]) {
       expect(names, path).toContain(path);
     }
