@@ -5,6 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReleaseResult } from '../../src/schemas/release';
 import { approveSignal, qaResultSignal } from '../../src/workflows/definitions';
+import { waitFor } from '../devserver/helpers';
 import { expectNoTrafficBeforeApproval } from './release-invariants';
 import {
   inPhase,
@@ -33,12 +34,16 @@ describe('waiting', () => {
       await handle.signal(qaResultSignal, { passed: true, reporter: 'qa-bot' });
       await waitForStatus(h, handle, inPhase('awaiting-approval'), 'approval');
       const sentBefore = h.sandbox.fakes.telegram.sent.length;
-      await h.env.sleep('2 days');
+      // Two days and an hour: the fourth reminder (at 48 h) is well inside, not on the boundary.
+      await h.env.sleep('49 hours');
       const waiting = await h.status(handle);
       expect(waiting.phase).toBe('awaiting-approval');
-      const reminders = h.sandbox.fakes.telegram.sent
-        .slice(sentBefore)
-        .filter((m) => m.text.startsWith('Reminder'));
+      const reminders = await waitFor(async () => {
+        const sent = h.sandbox.fakes.telegram.sent
+          .slice(sentBefore)
+          .filter((m) => m.text.startsWith('Reminder'));
+        return sent.length >= 4 && sent;
+      }, 'four reminders');
       expect(reminders).toHaveLength(4);
       expect(reminders.at(-1)?.text).toContain('48h');
       await handle.signal(approveSignal, { approver: 'ops-lead', comment: 'back from the weekend' });
