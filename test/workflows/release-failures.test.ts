@@ -200,7 +200,7 @@ describe('the bake (M4)', () => {
         expect(stuck.bakeSamples.filter((s) => s.decision === 'backend-error').length).toBeGreaterThan(0);
         // The phase changes first; the notification follows in the same workflow step.
         await waitFor(
-          async () => h.sandbox.fakes.telegram.sent.some((m) => m.text.includes('inconclusive')),
+          () => Promise.resolve(h.sandbox.fakes.telegram.sent.some((m) => m.text.includes('inconclusive'))),
           'the inconclusive-bake notification',
         );
         for (const service of Object.keys(h.sandbox.config.services))

@@ -38,11 +38,11 @@ describe('waiting', () => {
       await h.env.sleep('49 hours');
       const waiting = await h.status(handle);
       expect(waiting.phase).toBe('awaiting-approval');
-      const reminders = await waitFor(async () => {
+      const reminders = await waitFor(() => {
         const sent = h.sandbox.fakes.telegram.sent
           .slice(sentBefore)
           .filter((m) => m.text.startsWith('Reminder'));
-        return sent.length >= 4 && sent;
+        return Promise.resolve(sent.length >= 4 && sent);
       }, 'four reminders');
       expect(reminders).toHaveLength(4);
       expect(reminders.at(-1)?.text).toContain('48h');
