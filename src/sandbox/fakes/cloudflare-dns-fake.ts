@@ -1,8 +1,8 @@
 /**
  * A fake of the Cloudflare v4 DNS records API, on 127.0.0.1, for the tests of the DNS traffic provider.
  *
- * It follows the contract notes in /work/shared/reference/api-specs/README.md (§8: Bearer token, the v4
- * envelope `{success, errors, messages, result}`) and Cloudflare's DNS records reference: `GET
+ * It follows Cloudflare's API conventions (a Bearer token, the v4 envelope
+ * `{success, errors, messages, result}`) and its DNS records reference: `GET
  * /client/v4/zones/{zone_id}/dns_records` with exact-match filters and `result_info` paging, `GET|PATCH
  * /client/v4/zones/{zone_id}/dns_records/{dns_record_id}` where PATCH changes only the fields sent.
  * Cloudflare publishes an OpenAPI document, but it is too large to keep here, so the fake validates with
