@@ -8,8 +8,8 @@
  */
 import type { DeployInput, DeployResult } from '../schemas/deployment';
 import { FailureType, failure } from '../errors';
-import { deployIdleColours } from './colour-deploy';
-import { Saga, StepLog, healthUrl, hold, quick, smokeCheck, undoAndFail } from './deploy-support';
+import { deployIdleColours, switchToIdleColours } from './colour-deploy';
+import { Saga, StepLog, healthUrl, hold, smokeCheck, undoAndFail } from './deploy-support';
 
 export async function blueGreenDeployWorkflow(input: DeployInput): Promise<DeployResult> {
   if (input.strategy.type !== 'blue-green')
@@ -34,17 +34,7 @@ export async function blueGreenDeployWorkflow(input: DeployInput): Promise<Deplo
         return smokeCheck('the idle colour after verification', urls);
       });
     }
-    for (const rollout of rollouts) {
-      const to = rollout.idle[0]!.colour!;
-      const change = await steps.run(`switch ${rollout.service} to ${to}`, () =>
-        quick.switchTraffic({ service: rollout.service, to }),
-      );
-      rollout.previousTraffic = change.previous;
-      rollout.liveAfter = to;
-      saga.push(`switch ${rollout.service} back to ${rollout.liveBefore}`, async () => {
-        await quick.restoreTrafficState({ service: rollout.service, state: change.previous });
-      });
-    }
+    await switchToIdleColours(rollouts, steps, saga);
     return { strategy: 'blue-green', services: rollouts, steps: steps.steps, samples: [] };
   } catch (err) {
     return undoAndFail(err, steps, saga, 'blue-green deployment');

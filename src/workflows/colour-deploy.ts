@@ -1,11 +1,14 @@
 /**
- * The first half of every strategy that uses two colours (blue-green, canary, shadow): find the live
- * colour of each service, deploy the release to the idle colour, and smoke-check it there. Users see
- * nothing of it yet: the idle colour receives no user traffic.
+ * The two halves every strategy that uses two colours (blue-green, canary, shadow) shares: find the live
+ * colour of each service, deploy the release to the idle colour and smoke-check it there (users see
+ * nothing of it yet: the idle colour receives no user traffic); and, at the end, switch every user request
+ * to it, with the switch back pushed on the saga.
  */
 import type { DeployInput, ServiceRollout } from '../schemas/deployment';
 import {
+  type Saga,
   applicationOf,
+  quick,
   deployAndWait,
   healthUrl,
   liveColour,
@@ -58,4 +61,28 @@ export async function deployIdleColours(input: DeployInput, steps: StepLog): Pro
     ),
   );
   return rollouts;
+}
+
+/**
+ * Switches each service to its idle colour (now live), recording the traffic state found, and pushes the
+ * switch back on `saga`. `before` runs first for each service (shadow stops mirroring there).
+ */
+export async function switchToIdleColours(
+  rollouts: ServiceRollout[],
+  steps: StepLog,
+  saga: Saga,
+  before?: (rollout: ServiceRollout) => Promise<unknown>,
+): Promise<void> {
+  for (const rollout of rollouts) {
+    if (before) await before(rollout);
+    const to = rollout.idle[0]!.colour!;
+    const change = await steps.run(`switch ${rollout.service} to ${to}`, () =>
+      quick.switchTraffic({ service: rollout.service, to }),
+    );
+    rollout.previousTraffic = change.previous;
+    rollout.liveAfter = to;
+    saga.push(`switch ${rollout.service} back to ${rollout.liveBefore}`, async () => {
+      await quick.restoreTrafficState({ service: rollout.service, state: change.previous });
+    });
+  }
 }

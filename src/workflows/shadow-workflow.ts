@@ -8,7 +8,7 @@
 import { FailureType, failure } from '../errors';
 import type { DeployInput, DeployResult } from '../schemas/deployment';
 import type { BakeSample } from '../schemas/release';
-import { deployIdleColours } from './colour-deploy';
+import { deployIdleColours, switchToIdleColours } from './colour-deploy';
 import { Saga, StepLog, hold, quick, read, sampleService, undoAndFail } from './deploy-support';
 
 export async function shadowDeployWorkflow(input: DeployInput): Promise<DeployResult> {
@@ -77,20 +77,9 @@ export async function shadowDeployWorkflow(input: DeployInput): Promise<DeployRe
       }
       return `${rounds} samples, shadow within limits`;
     });
-    for (const rollout of rollouts) {
-      await steps.run(`stop mirroring ${rollout.service}`, () =>
-        quick.stopMirroring({ service: rollout.service }),
-      );
-      const to = rollout.idle[0]!.colour!;
-      const change = await steps.run(`switch ${rollout.service} to ${to}`, () =>
-        quick.switchTraffic({ service: rollout.service, to }),
-      );
-      rollout.previousTraffic = change.previous;
-      rollout.liveAfter = to;
-      saga.push(`switch ${rollout.service} back to ${rollout.liveBefore}`, async () => {
-        await quick.restoreTrafficState({ service: rollout.service, state: change.previous });
-      });
-    }
+    await switchToIdleColours(rollouts, steps, saga, (rollout) =>
+      steps.run(`stop mirroring ${rollout.service}`, () => quick.stopMirroring({ service: rollout.service })),
+    );
     return { strategy: 'shadow', services: rollouts, steps: steps.steps, samples };
   } catch (err) {
     return undoAndFail(err, steps, saga, 'shadow deployment');
