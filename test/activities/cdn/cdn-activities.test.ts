@@ -2,7 +2,7 @@
  * The CDN purge activity against the CDN fake (src/sandbox/fakes/cdn-fake.ts), Cloudflare's purge contract.
  */
 import type { Info } from '@temporalio/activity';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -10,12 +10,12 @@ import { type CdnActivitiesOptions, createCdnActivities } from '../../../src/act
 import { CdnFake } from '../../../src/sandbox/fakes/cdn-fake';
 import { serialisedFailure } from '../../../src/sandbox/fakes/scripted-http-server';
 import { freeLocalPort } from '../../support/prometheus-server';
+import { activityRecorder } from '../activity-recorder';
 
 const TOKEN = 'cf-purge-token-Yk3pQ8rT2vW6xZ9a';
 const ZONE = '023e105f4ecef8ad9ca31a8372d0c353';
 
 let cdn: CdnFake;
-const seen: string[] = [];
 
 beforeAll(async () => {
   cdn = await CdnFake.start({ token: TOKEN, zones: [ZONE] });
@@ -37,22 +37,7 @@ const options = (extra: Partial<CdnActivitiesOptions> = {}): CdnActivitiesOption
 const newEnv = (info: Partial<Info> = {}) =>
   new MockActivityEnvironment({ activityId: 'purge-1', ...info }, { logger: new DefaultLogger('ERROR') });
 
-async function run<R>(fn: () => Promise<R>, env = newEnv()): Promise<R> {
-  const result = await env.run<[], R, () => Promise<R>>(fn);
-  seen.push(JSON.stringify(result));
-  return result;
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    const result = await promise;
-    throw new Error(`expected a failure, got ${JSON.stringify(result)}`);
-  } catch (err) {
-    seen.push(serialisedFailure(err));
-    if (!(err instanceof ApplicationFailure)) throw err;
-    return err;
-  }
-}
+const { seen, run, failureOf } = activityRecorder(() => newEnv());
 
 const assets = (n: number) =>
   Array.from({ length: n }, (_, i) => `https://acehcommerce.id/_next/static/chunk-${i}.js`);

@@ -2,7 +2,7 @@
  * The Grafana annotation activity against the Grafana fake (src/sandbox/fakes/grafana-fake.ts).
  */
 import type { Info } from '@temporalio/activity';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -14,11 +14,11 @@ import {
 import { GrafanaFake } from '../../../src/sandbox/fakes/grafana-fake';
 import { serialisedFailure } from '../../../src/sandbox/fakes/scripted-http-server';
 import { freeLocalPort } from '../../support/prometheus-server';
+import { activityRecorder } from '../activity-recorder';
 
 const TOKEN = 'glsa_grafana-token-5e0a77c1d9';
 
 let grafana: GrafanaFake;
-const seen: string[] = [];
 let workflowCounter = 0;
 
 beforeAll(async () => {
@@ -48,22 +48,7 @@ function newEnv(info: { workflowId?: string; activityId?: string; attempt?: numb
   return new MockActivityEnvironment(partial, { logger: new DefaultLogger('ERROR') });
 }
 
-async function run<R>(fn: () => Promise<R>, env = newEnv()): Promise<R> {
-  const result = await env.run<[], R, () => Promise<R>>(fn);
-  seen.push(JSON.stringify(result));
-  return result;
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    const result = await promise;
-    throw new Error(`expected a failure, got ${JSON.stringify(result)}`);
-  } catch (err) {
-    seen.push(serialisedFailure(err));
-    if (!(err instanceof ApplicationFailure)) throw err;
-    return err;
-  }
-}
+const { seen, run, failureOf } = activityRecorder(() => newEnv());
 
 describe('annotate', () => {
   it('adds an organization annotation with the tags, the time and its idempotency tag', async () => {

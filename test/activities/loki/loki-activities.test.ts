@@ -2,7 +2,7 @@
  * The Loki activities against the Loki fake (src/sandbox/fakes/loki-fake.ts), which follows Loki's documented
  * query_range contract and records every request that breaks it.
  */
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -13,6 +13,7 @@ import {
 import { LokiFake, parseLogql } from '../../../src/sandbox/fakes/loki-fake';
 import { serialisedFailure } from '../../../src/sandbox/fakes/scripted-http-server';
 import { freeLocalPort } from '../../support/prometheus-server';
+import { activityRecorder } from '../activity-recorder';
 
 const TOKEN = 'loki-proxy-token-93be1d2c44';
 const TENANT = 'aceh';
@@ -21,7 +22,6 @@ const at = (seconds: number) => new Date(T0 + seconds * 1000);
 const iso = (seconds: number) => at(seconds).toISOString();
 
 let loki: LokiFake;
-const seen: string[] = [];
 
 beforeAll(async () => {
   loki = await LokiFake.start({ tenant: TENANT, bearerToken: TOKEN });
@@ -54,22 +54,7 @@ const options = (extra: Partial<LokiActivitiesOptions> = {}): LokiActivitiesOpti
 const newEnv = () =>
   new MockActivityEnvironment({ activityId: 'loki-1' }, { logger: new DefaultLogger('ERROR') });
 
-async function run<R>(fn: () => Promise<R>, env = newEnv()): Promise<R> {
-  const result = await env.run<[], R, () => Promise<R>>(fn);
-  seen.push(JSON.stringify(result));
-  return result;
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    const result = await promise;
-    throw new Error(`expected a failure, got ${JSON.stringify(result)}`);
-  } catch (err) {
-    seen.push(serialisedFailure(err));
-    if (!(err instanceof ApplicationFailure)) throw err;
-    return err;
-  }
-}
+const { seen, run, failureOf } = activityRecorder(() => newEnv());
 
 const window = { selector: '{app="storefront", env="production"}', since: iso(0), until: iso(120) };
 

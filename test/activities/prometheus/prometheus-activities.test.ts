@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import Ajv2020 from 'ajv/dist/2020';
@@ -25,6 +25,7 @@ import {
   requirePrometheusBinary,
   startPrometheus,
 } from '../../support/prometheus-server';
+import { activityRecorder } from '../activity-recorder';
 
 const TOKEN = 'prom-proxy-token-6c1f0e9a7b';
 
@@ -61,7 +62,6 @@ let prometheus: PrometheusServer | undefined;
 let promUrl = '';
 let proxy: ScriptedHttpServer;
 /** Every failure and result this file saw, checked for the credential at the end. */
-const seen: string[] = [];
 
 beforeAll(async () => {
   requirePrometheusBinary();
@@ -100,22 +100,7 @@ const direct = (): PrometheusActivities => createPrometheusActivities({ baseUrl:
 const viaProxy = (token = TOKEN): PrometheusActivities =>
   createPrometheusActivities({ baseUrl: proxy.baseUrl, bearerToken: token, timeoutMs: 2_000 });
 
-async function run<R>(fn: () => Promise<R>): Promise<R> {
-  const result = await env().run<[], R, () => Promise<R>>(fn);
-  seen.push(JSON.stringify(result));
-  return result;
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    const result = await promise;
-    throw new Error(`expected a failure, got ${JSON.stringify(result)}`);
-  } catch (err) {
-    seen.push(serialisedFailure(err));
-    if (!(err instanceof ApplicationFailure)) throw err;
-    return err;
-  }
-}
+const { seen, run, failureOf } = activityRecorder(() => env());
 
 describe('queries against the real Prometheus', () => {
   it('answers an instant vector query with numbers', async () => {

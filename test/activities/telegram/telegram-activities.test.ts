@@ -2,7 +2,7 @@
  * The Telegram activity against the Bot API fake (src/sandbox/fakes/telegram-fake.ts), which checks every request
  * and response against the Bot API description.
  */
-import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -18,6 +18,7 @@ import {
   checkMethodParameters,
 } from '../../../src/sandbox/fakes/telegram-fake';
 import { freeLocalPort } from '../../support/prometheus-server';
+import { activityRecorder } from '../activity-recorder';
 
 const TOKEN = '7012345678:AAH-telegram-secret_Zq9x8w7v6u5t4';
 const ALERTS = {
@@ -28,7 +29,6 @@ const ALERTS = {
 };
 
 let telegram: TelegramFake;
-const seen: string[] = [];
 
 beforeAll(async () => {
   telegram = await TelegramFake.start({ token: TOKEN, chats: [ALERTS] });
@@ -49,22 +49,7 @@ const options = (extra: Partial<TelegramActivitiesOptions> = {}): TelegramActivi
 const newEnv = () =>
   new MockActivityEnvironment({ activityId: 'notify-1' }, { logger: new DefaultLogger('ERROR') });
 
-async function run<R>(fn: () => Promise<R>, env = newEnv()): Promise<R> {
-  const result = await env.run<[], R, () => Promise<R>>(fn);
-  seen.push(JSON.stringify(result));
-  return result;
-}
-
-async function failureOf(promise: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    const result = await promise;
-    throw new Error(`expected a failure, got ${JSON.stringify(result)}`);
-  } catch (err) {
-    seen.push(serialisedFailure(err));
-    if (!(err instanceof ApplicationFailure)) throw err;
-    return err;
-  }
-}
+const { seen, run, failureOf } = activityRecorder(() => newEnv());
 
 describe('sendMessage (R4)', () => {
   it('posts to the alerts channel by username', async () => {
