@@ -22,6 +22,16 @@ import {
 
 export const WORKFLOWS_PATH = path.join(__dirname, 'workflows', 'index.ts');
 
+/**
+ * Worker tuning of every aceh-release worker. A cancellation reaches a running activity only with a
+ * heartbeat's answer, and the SDK holds heartbeats back for up to 0.8 of the heartbeat timeout (capped at
+ * 60 s): a cancelled release would keep waiting on a deployment or a migration for up to a minute. Five
+ * seconds bounds that, for a few more heartbeat calls per long activity.
+ */
+export const WORKER_TUNING = {
+  maxHeartbeatThrottleInterval: '5 seconds',
+} as const;
+
 export async function connectWorker(
   settings: TemporalConnectionSettings,
   address = settings.address,
@@ -76,6 +86,7 @@ export async function createWorker(
     namespace,
     taskQueue: TASK_QUEUE,
     workflowsPath: WORKFLOWS_PATH,
+    ...WORKER_TUNING,
     activities: createActivities({
       config: platform,
       credentials: options.credentials ?? { env: process.env },

@@ -190,6 +190,32 @@ export interface CompensationRecord {
   detail?: string;
 }
 
+/**
+ * The internal `strategyUndone` signal: a cancelled strategy child's steps and compensations, sent to its
+ * release (see `undoAndFail`). Validated like every signal; it comes from workflow code, not a person.
+ */
+export const StrategyUndone = z.strictObject({
+  workflowId: z.string().min(1),
+  steps: z.array(
+    z.strictObject({
+      name: z.string(),
+      status: z.enum(['running', 'completed', 'failed', 'skipped', 'cancelled']),
+      startedAt: z.string(),
+      endedAt: z.string().nullable(),
+      detail: z.string().optional(),
+    }),
+  ),
+  compensations: z.array(
+    z.strictObject({
+      name: z.string(),
+      status: z.enum(['completed', 'failed']),
+      at: z.string(),
+      detail: z.string().optional(),
+    }),
+  ),
+});
+export type StrategyUndone = z.infer<typeof StrategyUndone>;
+
 /** The answer of the `status` query. */
 export interface ReleaseStatus {
   version: string;

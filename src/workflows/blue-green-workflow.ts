@@ -18,7 +18,7 @@ export async function blueGreenDeployWorkflow(input: DeployInput): Promise<Deplo
   const steps = new StepLog();
   const saga = new Saga();
   try {
-    const rollouts = await deployIdleColours(input, steps);
+    const rollouts = await deployIdleColours(input, steps, saga);
     if (strategy.verifyFor > 0) {
       await steps.run(`verify idle colour for ${strategy.verifyFor / 1000}s`, async () => {
         await hold(strategy.verifyFor);

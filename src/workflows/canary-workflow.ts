@@ -24,7 +24,7 @@ export async function canaryDeployWorkflow(input: DeployInput): Promise<DeployRe
   const saga = new Saga();
   const samples: BakeSample[] = [];
   try {
-    const rollouts = await deployIdleColours(input, steps);
+    const rollouts = await deployIdleColours(input, steps, saga);
     let minute = 0;
     for (const step of plan) {
       for (const rollout of rollouts) {

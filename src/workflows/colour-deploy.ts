@@ -17,8 +17,15 @@ import {
   type StepLog,
 } from './deploy-support';
 
-/** Deploys to the idle colour of every service and smoke-checks it; returns one rollout per service. */
-export async function deployIdleColours(input: DeployInput, steps: StepLog): Promise<ServiceRollout[]> {
+/**
+ * Deploys to the idle colour of every service and smoke-checks it; returns one rollout per service. A
+ * deployment interrupted half-way is undone through `saga` (see `deployAndWait`).
+ */
+export async function deployIdleColours(
+  input: DeployInput,
+  steps: StepLog,
+  saga: Saga,
+): Promise<ServiceRollout[]> {
   const rollouts: ServiceRollout[] = [];
   for (const service of input.services) {
     if (!service.production) continue;
@@ -27,7 +34,7 @@ export async function deployIdleColours(input: DeployInput, steps: StepLog): Pro
     const application = applicationOf(service.production.target, idle);
     const deployed = await steps.run(
       `deploy ${service.name} (${idle})`,
-      () => deployAndWait(application, input.imageTag, idle),
+      () => deployAndWait(application, input.imageTag, idle, saga),
       (d) => `${d.applicationUuid}: ${d.previousImageTag ?? 'nothing'} -> ${input.imageTag}`,
     );
     rollouts.push({

@@ -22,6 +22,13 @@ export const rejectSignal = defineSignal<[unknown]>('reject');
 export const cancelSignal = defineSignal<[unknown]>('cancel');
 export const qaResultSignal = defineSignal<[unknown]>('qaResult');
 
+/**
+ * Internal, from a strategy child to its release: the child was cancelled and undid its own steps; these
+ * are its steps and compensations, for the release's status and audit (a cancelled workflow carries no
+ * result). The release accepts it only from the strategy child it is running.
+ */
+export const strategyUndoneSignal = defineSignal<[unknown]>('strategyUndone');
+
 /** Where the release stands: phase, approvals, steps, bake samples, compensations. */
 export const statusQuery = defineQuery<ReleaseStatus>('status');
 

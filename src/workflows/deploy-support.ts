@@ -3,7 +3,16 @@
  * application and waiting for it, smoke-checking it, reading which colour is live, sampling the health of
  * a service (M4, M2), and the saga that undoes completed steps in reverse.
  */
-import { CancellationScope, isCancellation, log, proxyActivities, sleep } from '@temporalio/workflow';
+import {
+  CancellationScope,
+  getExternalWorkflowHandle,
+  isCancellation,
+  log,
+  patched,
+  proxyActivities,
+  sleep,
+  workflowInfo,
+} from '@temporalio/workflow';
 import type { PlatformActivities } from '../activities';
 import type { DeploymentTarget } from '../config/platform-config';
 import {
@@ -14,8 +23,9 @@ import {
 } from '../domain/release-settings';
 import { FailureType, failure } from '../errors';
 import type { Colour, DeployedApplication } from '../schemas/deployment';
-import type { BakeSample, CompensationRecord, ReleaseStep } from '../schemas/release';
+import type { BakeSample, CompensationRecord, ReleaseStep, StrategyUndone } from '../schemas/release';
 import { EXTERNAL_JOB, QUICK_CALL, READ_CALL } from './activity-options';
+import { strategyUndoneSignal } from './definitions';
 import { describeError } from './release-journal';
 
 export const quick = proxyActivities<PlatformActivities>(QUICK_CALL);
@@ -63,16 +73,47 @@ export async function servicesNotServing(services: ReleaseService[], expected: s
   return problems;
 }
 
-/** Deploys `imageTag` to an application and waits until Coolify reports it finished. */
+/**
+ * Deploys `imageTag` to an application and waits until Coolify reports it finished.
+ *
+ * When the wait ends any other way (the release was cancelled, the wait timed out or gave up), the Coolify
+ * deployment may still be running and could land after the workflow has moved on. An undo for it is then
+ * pushed on `saga` before the error goes up: it cancels that deployment and, unless the deployment had
+ * already failed on its own (Coolify keeps the old container then), puts the application back on the tag
+ * it ran before. A deployment that finished is the caller's to undo.
+ */
 export async function deployAndWait(
   applicationUuid: string,
   imageTag: string,
   colour: Colour | null,
+  saga: Saga,
 ): Promise<DeployedApplication> {
   const before = await read.getApplicationStatus({ applicationUuid });
+  const deployed: DeployedApplication = { applicationUuid, colour, previousImageTag: before.imageTag };
   const queued = await quick.deployApplication({ applicationUuid, imageTag });
-  await job.waitForDeployment({ deploymentUuid: queued.deploymentUuid });
-  return { applicationUuid, colour, previousImageTag: before.imageTag };
+  try {
+    await job.waitForDeployment({ deploymentUuid: queued.deploymentUuid });
+  } catch (err) {
+    if (patched(INTERRUPTED_DEPLOY_UNDO)) {
+      saga.push(`stop deploying ${imageTag} to ${applicationUuid}`, () =>
+        undoInterruptedDeploy(deployed, queued.deploymentUuid),
+      );
+    }
+    throw err;
+  }
+  return deployed;
+}
+
+/** Patch id: interrupted deployments are cancelled and undone (runs before it left them running). */
+const INTERRUPTED_DEPLOY_UNDO = 'undo-interrupted-deploy';
+
+async function undoInterruptedDeploy(app: DeployedApplication, deploymentUuid: string): Promise<string> {
+  const cancelled = await quick.cancelDeployment({ deploymentUuid });
+  const ended = cancelled.alreadyEnded ? `had ended ${cancelled.status}` : 'cancelled';
+  if (cancelled.alreadyEnded && cancelled.status !== 'finished')
+    return `deployment ${deploymentUuid} ${ended}; ${app.applicationUuid} kept what it ran`;
+  await redeployPrevious(app);
+  return `deployment ${deploymentUuid} ${ended}; ${app.applicationUuid} ${app.previousImageTag ? `back on ${app.previousImageTag}` : 'ran nothing before'}`;
 }
 
 /** Puts an application back on `previousImageTag` (Coolify's previous revision, R1) and waits for it. */
@@ -257,15 +298,36 @@ export class StepLog {
 }
 
 /**
- * The end of a strategy workflow that failed or was cancelled: undoes its completed steps, then rethrows a
- * cancellation as it is, or fails with `OperationFailed` carrying its steps and compensations as details
- * (the release copies them into its status).
+ * The end of a strategy workflow that failed or was cancelled: undoes its completed steps, then fails with
+ * `OperationFailed` carrying its steps and compensations as details (the release copies them into its
+ * status). A cancellation is rethrown as it is, so the child ends cancelled; since a cancelled workflow
+ * carries no details, the steps and compensations go to the parent release by signal first.
  */
 export async function undoAndFail(err: unknown, steps: StepLog, saga: Saga, what: string): Promise<never> {
   const compensations: CompensationRecord[] = [];
   await saga.compensate((r) => compensations.push(r));
-  if (isCancellation(err)) throw err;
+  if (isCancellation(err)) {
+    await reportUndone(steps, compensations);
+    throw err;
+  }
   throw failure(FailureType.OperationFailed, `${what} failed: ${describeError(err)}`, {
     details: { steps: steps.steps, compensations },
   });
+}
+
+/** Patch id: a cancelled strategy child reports what it undid to its release (runs before it did not). */
+const REPORT_UNDONE = 'report-undone-to-release';
+
+async function reportUndone(steps: StepLog, compensations: CompensationRecord[]): Promise<void> {
+  const { parent, workflowId } = workflowInfo();
+  if (!parent || !patched(REPORT_UNDONE)) return;
+  const report: StrategyUndone = { workflowId, steps: steps.steps, compensations };
+  try {
+    await CancellationScope.nonCancellable(() =>
+      getExternalWorkflowHandle(parent.workflowId, parent.runId).signal(strategyUndoneSignal, report),
+    );
+  } catch (err) {
+    // The release is gone (terminated): the child's own history still holds the record.
+    log.warn('could not report the undone steps to the release', { error: describeError(err) });
+  }
 }

@@ -24,6 +24,7 @@ import {
   condition,
   executeChild,
   isCancellation,
+  patched,
   proxyActivities,
   setHandler,
   upsertSearchAttributes,
@@ -44,6 +45,7 @@ import {
   QaResultSignal,
   RejectSignal,
   ReleaseInput,
+  StrategyUndone,
   type BakeSample,
   type CompensationRecord,
   type ParsedReleaseInput,
@@ -59,6 +61,7 @@ import {
   cancelSignal,
   qaResultSignal,
   rejectSignal,
+  strategyUndoneSignal,
   SEARCH_ATTRIBUTES,
   statusQuery,
 } from './definitions';
@@ -79,6 +82,11 @@ const quick = proxyActivities<PlatformActivities & ReleaseActivities>(QUICK_CALL
 const read = proxyActivities<PlatformActivities>(READ_CALL);
 const job = proxyActivities<PlatformActivities>(EXTERNAL_JOB);
 const database = proxyActivities<PlatformActivities>(DATABASE_JOB);
+
+/** Patch id: production is checked and announced after a strategy child was stopped half-way too. */
+const CHECK_AFTER_STOPPED_DEPLOY = 'check-after-stopped-deploy';
+/** Patch id: the release enters `freeze-wait` only when a freeze window is in force. */
+const FREEZE_PHASE_ONLY_IN_WINDOW = 'freeze-phase-only-in-window';
 
 const STRATEGY_WORKFLOWS = {
   'blue-green': blueGreenDeployWorkflow,
@@ -128,6 +136,9 @@ class Release {
   private rollouts: ServiceRollout[] = [];
   private previousImageTag: string | null = null;
   private pendingMigrations: string[] = [];
+  /** The strategy child running now, the only one whose `strategyUndone` report is accepted. */
+  private runningChild: { workflowId: string; stage: DeployInput['stage'] } | null = null;
+  private productionDeployStarted = false;
 
   constructor(private readonly input: ParsedReleaseInput) {
     this.journal = new ReleaseJournal(
@@ -146,6 +157,7 @@ class Release {
     setHandler(rejectSignal, (payload) => this.onReject(payload));
     setHandler(cancelSignal, (payload) => this.onCancel(payload));
     setHandler(qaResultSignal, (payload) => this.onQaResult(payload));
+    setHandler(strategyUndoneSignal, (payload) => this.onStrategyUndone(payload));
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -228,6 +240,19 @@ class Release {
       );
     }
     this.journal.approval({ ...base, decision: 'approved' });
+  }
+
+  /** A cancelled strategy child's report of what it undid: its steps and compensations join the status. */
+  private onStrategyUndone(payload: unknown): void {
+    const report = this.parse('strategyUndone', StrategyUndone, payload, 'workflowId');
+    if (!report) return;
+    const child = this.runningChild;
+    if (child?.workflowId !== report.workflowId) {
+      this.journal.refuse('strategyUndone', report.workflowId, `${report.workflowId} is not the running strategy`);
+      return;
+    }
+    this.status.steps.push(...report.steps.map((st) => ({ ...st, name: `${child.stage}: ${st.name}` })));
+    for (const c of report.compensations) this.journal.compensation(c);
   }
 
   private onReject(payload: unknown): void {
@@ -395,9 +420,11 @@ class Release {
       ? `cancelled by ${this.cancelledBy?.by ?? 'a workflow cancellation'}${this.cancelledBy ? `: ${this.cancelledBy.reason}` : ''} during ${this.status.phase}`
       : `failed during ${this.status.phase}: ${describeError(err)}`;
     this.copyChildDetails(err);
-    if (this.productionSaga.size + this.stagingSaga.size > 0) {
+    // A strategy child stopped half-way undid its own switches; production still gets the checks below.
+    const touchedProduction =
+      this.productionSaga.size > 0 || (this.productionDeployStarted && patched(CHECK_AFTER_STOPPED_DEPLOY));
+    if (touchedProduction || this.stagingSaga.size > 0) {
       this.journal.phase('compensating');
-      const touchedProduction = this.productionSaga.size > 0;
       await this.productionSaga.compensate(record);
       await this.stagingSaga.compensate(record);
       if (touchedProduction) await this.afterRollback(this.status.outcome);
@@ -627,13 +654,17 @@ class Release {
       monitoring: settings.monitoring,
       requestedBy: this.input.requestedBy,
     };
-    const { workflowId } = workflowInfo();
+    const childId = `${workflowInfo().workflowId}/${stage}-${strategy.type}`;
+    if (stage === 'production') this.productionDeployStarted = true;
+    this.runningChild = { workflowId: childId, stage };
     const result = await this.journal.step(
       `${stage} deploy (${strategy.type})`,
       () =>
         executeChild(STRATEGY_WORKFLOWS[strategy.type], {
           args: [input],
-          workflowId: `${workflowId}/${stage}-${strategy.type}`,
+          workflowId: childId,
+        }).finally(() => {
+          this.runningChild = null;
         }),
       (r) =>
         r.services.map((s) => `${s.service}: ${s.liveBefore ?? '-'} -> ${s.liveAfter ?? '-'}`).join(', '),
@@ -717,7 +748,8 @@ class Release {
 
   private async awaitFreeze(settings: ReleaseSettings): Promise<void> {
     const journal = this.journal;
-    journal.phase('freeze-wait');
+    // Runs started before this patch pass through freeze-wait even when no window is in force.
+    if (!patched(FREEZE_PHASE_ONLY_IN_WINDOW)) journal.phase('freeze-wait');
     for (;;) {
       const freeze = activeFreeze(settings.freezeWindows, {
         environment: settings.productionEnvironment,
@@ -726,6 +758,7 @@ class Release {
         defaultTimeZone: settings.organizationTimeZone,
       });
       if (!freeze) break;
+      journal.phase('freeze-wait');
       this.status.freeze = { window: freeze.window, until: new Date(freeze.endsAtMs).toISOString() };
       await journal.flush();
       const overridden = await journal.step(

@@ -50,7 +50,7 @@ export async function rollingDeployWorkflow(input: DeployInput): Promise<DeployR
         const application = applicationOf(item.target, colour);
         const deployed = await steps.run(
           `deploy ${item.service.name} (batch ${index + 1}/${batches.length})`,
-          () => deployAndWait(application, input.imageTag, colour),
+          () => deployAndWait(application, input.imageTag, colour, saga),
           (d) => `${d.applicationUuid}: ${d.previousImageTag ?? 'nothing'} -> ${input.imageTag}`,
         );
         saga.push(`redeploy ${item.service.name} on ${deployed.previousImageTag ?? 'nothing'}`, async () => {

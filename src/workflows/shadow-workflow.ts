@@ -20,7 +20,7 @@ export async function shadowDeployWorkflow(input: DeployInput): Promise<DeployRe
   const saga = new Saga();
   const samples: BakeSample[] = [];
   try {
-    const rollouts = await deployIdleColours(input, steps);
+    const rollouts = await deployIdleColours(input, steps, saga);
     for (const rollout of rollouts) {
       const shadow = rollout.idle[0]!.colour!;
       const change = await steps.run(

@@ -3,6 +3,7 @@
  * automatic rollback when the error rate breaches in the bake (M4), an inconclusive bake decided by a
  * human, and a cancellation in each phase with the compensations of what was done, in reverse.
  */
+import fs from 'node:fs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { ReleaseResult, ReleaseStatus } from '../../src/schemas/release';
@@ -290,4 +291,190 @@ describe('cancellation', () => {
     },
     120_000,
   );
+});
+
+/**
+ * A cancellation that lands while work is in flight: a Coolify deployment, a Proxmox task, a migration
+ * statement or a canary step. Each test holds the release in its phase with the fakes (or a slow statement),
+ * cancels, and checks that the work in flight was stopped and everything done was undone, in reverse.
+ */
+describe('cancellation while work is in flight', () => {
+  interface InFlight {
+    version: string;
+    phase: ReleaseStatus['phase'];
+    strategy?: 'canary';
+    /** Holds the release in the phase; returns what undoes the hold for later tests. */
+    hold: () => () => void;
+    /** Resolves once the work to interrupt is under way (the phase alone may be seen before it starts). */
+    underway: (handle: WorkflowHandle) => Promise<unknown>;
+    expected: string[];
+  }
+
+  async function cancelInFlight(c: InFlight): Promise<ReleaseStatus> {
+    await h.sandbox.pushImage(c.version);
+    const before = await liveDigests(h.sandbox);
+    const stagingBefore = h.sandbox.stagingTags();
+    const release = c.hold();
+    try {
+      const { status } = await h.withWorker(async () => {
+        const handle = await h.startRelease({
+          version: c.version,
+          ...(c.strategy ? { strategy: c.strategy } : {}),
+        });
+        if (c.phase !== 'staging-deploy') {
+          await toApproval(handle);
+          await handle.signal(approveSignal, { approver: 'tech-lead' });
+        }
+        await waitForStatus(h, handle, inPhase(c.phase), c.phase, 60_000);
+        await c.underway(handle);
+        await handle.signal(cancelSignal, { requestedBy: 'alice', reason: `stop in ${c.phase}` });
+        return result(handle);
+      });
+      await recordHistory(h, `release-v${c.version}`, `release-cancel-${c.phase}`);
+      expect(status.phase).toBe('cancelled');
+      expect(status.outcome).toContain(`during ${c.phase}`);
+      const names = status.compensations.map((x) => x.name);
+      const at = c.expected.map((prefix) => names.findIndex((n) => n.startsWith(prefix)));
+      expect(
+        at.every((i) => i >= 0),
+        `${c.expected.join(', ')} in ${names.join(' | ')}`,
+      ).toBe(true);
+      expect([...at].sort((a, b) => a - b)).toEqual(at);
+      expect(
+        status.compensations.filter((x) => x.status === 'failed'),
+        JSON.stringify(status.compensations),
+      ).toEqual([]);
+      expect(await liveDigests(h.sandbox)).toEqual(before);
+      expect(h.sandbox.stagingTags()).toEqual(stagingBefore);
+      // Nothing left running in Coolify that could still land.
+      expect(
+        h.sandbox.fakes.coolify.deployments
+          .filter((d) => d.status === 'queued' || d.status === 'in_progress')
+          .map((d) => d.application.uuid),
+      ).toEqual([]);
+      expectNoTrafficBeforeApproval(status);
+      expectNoContractViolations(h.sandbox);
+      return status;
+    } finally {
+      release();
+    }
+  }
+
+  const coolifyApp = (uuid: string) => h.sandbox.fakes.coolify.applications.get(uuid)!;
+  const inFlightDeployment = (uuid: string) =>
+    waitFor(
+      () =>
+        Promise.resolve(
+          h.sandbox.fakes.coolify.deployments.find(
+            (d) => d.application.uuid === uuid && d.status === 'in_progress',
+          ),
+        ),
+      `a deployment of ${uuid} in progress`,
+    );
+
+  it('in staging-deploy stops the Coolify deployment and puts staging back', async () => {
+    const status = await cancelInFlight({
+      version: '3.4.0',
+      phase: 'staging-deploy',
+      hold: () => {
+        coolifyApp('storefront-staging').outcomes.push('never');
+        return () => (coolifyApp('storefront-staging').outcomes.length = 0);
+      },
+      underway: () => inFlightDeployment('storefront-staging'),
+      expected: ['stop deploying 3.4.0 to storefront-staging'],
+    });
+    const stopped = status.compensations.find((c) => c.name.startsWith('stop deploying'))!;
+    expect(stopped.detail).toMatch(/cancelled; storefront-staging back on /);
+    // The strategy child's own steps reached the release with its report.
+    expect(status.steps.some((s) => /^staging: deploy storefront \(batch 1\//.test(s.name))).toBe(true);
+    expect(h.sandbox.fakes.coolify.deployments.some((d) => d.status === 'cancelled-by-user')).toBe(true);
+  }, 120_000);
+
+  it('in rollback-readiness stops waiting for the Proxmox snapshot; production is untouched', async () => {
+    const status = await cancelInFlight({
+      version: '3.4.1',
+      phase: 'rollback-readiness',
+      hold: () => {
+        h.sandbox.fakes.proxmox.scriptNextTask(1_000_000);
+        return () => h.sandbox.fakes.proxmox.finishRunningTasks();
+      },
+      underway: (handle) =>
+        waitForStatus(
+          h,
+          handle,
+          (s) => s.steps.some((x) => x.name === 'deployment snapshot (Proxmox)' && x.status === 'running'),
+          'the Proxmox snapshot',
+        ),
+      expected: ['redeploy staging'],
+    });
+    expect(status.steps.find((s) => s.name === 'deployment snapshot (Proxmox)')?.status).toBe('cancelled');
+    expect(status.compensations.some((c) => c.name.includes('switch') || c.name.includes('database'))).toBe(
+      false,
+    );
+  }, 120_000);
+
+  it('in migrations stops the running statement and restores the pre-deployment snapshot', async () => {
+    const column = 'probe_3_4_2';
+    let file = '';
+    const status = await cancelInFlight({
+      version: '3.4.2',
+      phase: 'migrations',
+      hold: () => {
+        file = h.sandbox.addMigration(
+          '0200_slow.sql',
+          `ALTER TABLE public.products ADD COLUMN ${column} int;\nSELECT pg_sleep(60);\n`,
+        );
+        return () => fs.rmSync(file, { force: true });
+      },
+      underway: () =>
+        waitFor(
+          async () =>
+            (
+              await h.sandbox.query(
+                `SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()`,
+              )
+            ).length > 0,
+          'the slow migration running',
+          30_000,
+        ),
+      expected: ['restore database snapshot', 'redeploy staging'],
+    });
+    expect(status.steps.find((s) => s.name === 'apply migrations')?.status).toBe('cancelled');
+    const columns = await h.sandbox.query(
+      `SELECT column_name FROM information_schema.columns WHERE table_schema = 'public' AND table_name = 'products'`,
+    );
+    expect(columns.map((c) => c['column_name'])).not.toContain(column);
+    const running = await h.sandbox.query(
+      `SELECT 1 FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()`,
+    );
+    expect(running).toEqual([]);
+  }, 120_000);
+
+  it('in production-deploy, mid-canary, puts the traffic back and checks the previous digest is live', async () => {
+    let purgesBefore = 0;
+    const status = await cancelInFlight({
+      version: '3.4.3',
+      phase: 'production-deploy',
+      strategy: 'canary',
+      hold: () => {
+        purgesBefore = h.sandbox.fakes.cdn.purges.length;
+        return () => undefined;
+      },
+      underway: () =>
+        waitFor(async () => {
+          const weights = await h.sandbox.trafficWeights('storefront');
+          return Object.values(weights).every((w) => w > 0 && w < 100);
+        }, 'the canary receiving part of the traffic'),
+      expected: ['put storefront traffic back on', 'redeploy staging', 'verify previous digest is live'],
+    });
+    for (const service of Object.keys(h.sandbox.config.services)) {
+      const weights = await h.sandbox.trafficWeights(service);
+      expect(
+        Object.values(weights).sort((a, b) => a - b),
+        service,
+      ).toEqual([0, 100]);
+    }
+    expect(status.steps.some((s) => s.name.startsWith('production: storefront: 5% to'))).toBe(true);
+    expect(h.sandbox.fakes.cdn.purges.length).toBeGreaterThan(purgesBefore);
+  }, 120_000);
 });

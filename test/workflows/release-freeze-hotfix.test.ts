@@ -5,7 +5,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReleaseResult } from '../../src/schemas/release';
-import { approveSignal, qaResultSignal } from '../../src/workflows/definitions';
+import { approveSignal, cancelSignal, qaResultSignal } from '../../src/workflows/definitions';
 import { expectNoTrafficBeforeApproval, liveDigests } from './release-invariants';
 import {
   inPhase,
@@ -74,6 +74,32 @@ describe('a freeze window', () => {
     expect(status.steps.find((s) => s.name === 'freeze window year-end-sale')?.detail).toBe(
       'overridden by ops-lead and qa-lead',
     );
+  }, 120_000);
+
+  it('a cancel while the release waits out the window puts staging back; production is untouched', async () => {
+    const before = await liveDigests(h.sandbox);
+    const stagingBefore = h.sandbox.stagingTags();
+    await h.sandbox.pushImage('5.0.3');
+    const { status } = await h.withWorker(async () => {
+      const handle = await h.startRelease({ version: '5.0.3' });
+      await waitForStatus(h, handle, inPhase('qa-gate'), 'the QA gate');
+      await handle.signal(qaResultSignal, { passed: true, reporter: 'qa-bot' });
+      await waitForStatus(h, handle, inPhase('awaiting-approval'), 'approval');
+      await handle.signal(approveSignal, { approver: 'tech-lead' });
+      await waitForStatus(h, handle, inPhase('freeze-wait'), 'the freeze');
+      await handle.signal(cancelSignal, { requestedBy: 'alice', reason: 'wait for January instead' });
+      return (await handle.result()) as ReleaseResult;
+    });
+    await recordHistory(h, 'release-v5.0.3', 'release-cancel-freeze-wait');
+    expect(status.phase).toBe('cancelled');
+    expect(status.outcome).toContain('during freeze-wait');
+    expect(status.steps.find((s) => s.name === 'freeze window year-end-sale')?.status).toBe('cancelled');
+    expect(status.compensations.map((c) => [c.name.replace(/ on .*/, ''), c.status])).toEqual(
+      Object.keys(stagingBefore).map((service) => [`redeploy staging ${service}`, 'completed']).reverse(),
+    );
+    expect(await liveDigests(h.sandbox)).toEqual(before);
+    expect(h.sandbox.stagingTags()).toEqual(stagingBefore);
+    expectNoTrafficBeforeApproval(status);
   }, 120_000);
 
   it('lets an approved release wait durably until the window ends', async () => {

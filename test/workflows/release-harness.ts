@@ -20,6 +20,7 @@ import { createActivities } from '../../src/activities';
 import { TASK_QUEUE } from '../../src/config/temporal-connection';
 import type { PlatformConfig } from '../../src/config/platform-config';
 import { startSandbox, type Sandbox } from '../../src/sandbox/sandbox';
+import { WORKER_TUNING } from '../../src/worker';
 import type { ReleaseInput, ReleaseStatus } from '../../src/schemas/release';
 import { RELEASE_WORKFLOW_TYPE, releaseWorkflowId, statusQuery } from '../../src/workflows/definitions';
 import { DEVSERVER_EXECUTABLE } from '../devserver/helpers';
@@ -85,6 +86,7 @@ export async function startReleaseHarness(options: HarnessOptions = {}): Promise
         namespace: env.namespace ?? 'default',
         taskQueue: TASK_QUEUE,
         workflowBundle: workflowBundleCode,
+        ...WORKER_TUNING,
         activities: createActivities({
           config,
           credentials: sandbox.credentials,

@@ -29,6 +29,11 @@ export interface MigrationsDependencies {
   migrationsTable: { schema: string; table: string };
   /** How often a run that waits for another run's lock looks again. */
   lockPollMs: number;
+  /**
+   * How often a file that is still running heartbeats, so that a long statement (an index on a large table)
+   * neither trips the heartbeat timeout nor keeps a cancellation from reaching it.
+   */
+  runningHeartbeatMs: number;
   log: (message: string) => void;
 }
 
@@ -241,7 +246,20 @@ export function makeApplyMigrations(deps: MigrationsDependencies) {
       for (const file of pending) {
         throwIfCancelled(signal);
         const started = Date.now();
-        await applyFile(conn, file, by, signal);
+        const beat = setInterval(() => {
+          const progress: ApplyMigrationsProgress = {
+            phase: 'applying',
+            applied: [...applied],
+            running: file.name,
+            runningForMs: Date.now() - started,
+          };
+          heartbeat(progress);
+        }, deps.runningHeartbeatMs);
+        try {
+          await applyFile(conn, file, by, signal);
+        } finally {
+          clearInterval(beat);
+        }
         applied.push(file.name);
         log(`applyMigrations: applied ${file.name} in ${Date.now() - started} ms`);
         const progress: ApplyMigrationsProgress = { phase: 'applying', applied: [...applied] };

@@ -38,6 +38,8 @@ export interface PostgresActivitiesOptions {
   lockPollMs?: number;
   /** Minimum time between progress heartbeats while dumping or restoring; 1 s by default. */
   progressIntervalMs?: number;
+  /** How often a migration file that is still running heartbeats; 5 s by default. */
+  migrationHeartbeatMs?: number;
   /** Grace between SIGTERM and SIGKILL when a dump or restore is cancelled; 5 s by default. */
   killGraceMs?: number;
   /** Wall clock in ms (the snapshot time and the RPO check); `Date.now` by default. */
@@ -98,6 +100,7 @@ export function createPostgresActivities(options: PostgresActivitiesOptions) {
     migrationsDir: options.migrationsDir,
     migrationsTable: parseTableName(options.migrationsTable ?? 'internal.schema_migrations'),
     lockPollMs: options.lockPollMs ?? 500,
+    runningHeartbeatMs: options.migrationHeartbeatMs ?? 5000,
     log,
   });
   const appendAuditRecord = makeAppendAuditRecord({ settings, log });

@@ -23,10 +23,15 @@ export const ApplyMigrationsResult = z.object({
 });
 export type ApplyMigrationsResult = z.infer<typeof ApplyMigrationsResult>;
 
-/** Heartbeat details of `applyMigrations`: the files this attempt applied so far. */
+/**
+ * Heartbeat details of `applyMigrations`: the files this attempt applied so far and, while a file runs, its
+ * name and how long it has run.
+ */
 export const ApplyMigrationsProgress = z.object({
   phase: z.enum(['waiting-for-lock', 'applying', 'done']),
   applied: z.array(z.string()),
+  running: z.string().optional(),
+  runningForMs: z.number().optional(),
 });
 export type ApplyMigrationsProgress = z.infer<typeof ApplyMigrationsProgress>;
 

@@ -307,6 +307,27 @@ export class ProxmoxFake {
     });
   }
 
+  /**
+   * Ends every task still running with its scripted exit status, as Proxmox would finish them with nobody
+   * watching (a test that held a task and stopped waiting for it releases the guest's lock this way).
+   */
+  finishRunningTasks(): void {
+    for (const t of this.tasks.values()) if (!t.done) this.endTask(t);
+  }
+
+  private endTask(t: FakeTask): void {
+    t.pollsLeft = 0;
+    t.done = t.exitstatus;
+    t.log.push(
+      t.exitstatus === 'OK'
+        ? 'TASK OK'
+        : t.exitstatus.startsWith('WARNINGS')
+          ? `TASK ${t.exitstatus}`
+          : `TASK ERROR: ${t.exitstatus}`,
+    );
+    t.finish(t.exitstatus === 'OK' || t.exitstatus.startsWith('WARNINGS'));
+  }
+
   /** The next task started ends after `polls` status polls with `exitstatus`. */
   scriptNextTask(polls: number, exitstatus = 'OK'): void {
     this.nextTask.push({ polls, exitstatus });
@@ -579,17 +600,7 @@ export class ProxmoxFake {
         if (!t) throw new PveError(500, `unable to parse worker upid '${p['upid']}'`);
         if (!t.done) {
           t.pollsLeft -= 1;
-          if (t.pollsLeft <= 0) {
-            t.done = t.exitstatus;
-            t.log.push(
-              t.exitstatus === 'OK'
-                ? 'TASK OK'
-                : t.exitstatus.startsWith('WARNINGS')
-                  ? `TASK ${t.exitstatus}`
-                  : `TASK ERROR: ${t.exitstatus}`,
-            );
-            t.finish(t.exitstatus === 'OK' || t.exitstatus.startsWith('WARNINGS'));
-          }
+          if (t.pollsLeft <= 0) this.endTask(t);
         }
         return {
           upid: t.upid,

@@ -210,6 +210,29 @@ describe('applyMigrations', () => {
     ]);
   });
 
+  it('a file that runs long heartbeats while it runs, naming itself', async () => {
+    const db = await kit.freshDatabase('mig');
+    const dir = kit.writeMigrations({
+      '1_fast.sql': 'CREATE TABLE fast (id int);\n',
+      '2_slow.sql': 'CREATE TABLE slow (id int);\nSELECT pg_sleep(0.5);\n',
+    });
+    const acts = kit.activities(db, { migrationsDir: dir, migrationHeartbeatMs: 50 });
+    const { run, heartbeats } = kit.env();
+    await run(acts.applyMigrations, {});
+    const whileRunning = heartbeats.filter(
+      (h) => (h as { running?: string }).running === '2_slow.sql',
+    ) as { applied: string[]; runningForMs: number }[];
+    expect(whileRunning.length).toBeGreaterThanOrEqual(2);
+    expect(whileRunning.every((h) => h.applied.join() === '1_fast.sql')).toBe(true);
+    const times = whileRunning.map((h) => h.runningForMs);
+    expect([...times].sort((a, b) => a - b)).toEqual(times);
+    expect(times[times.length - 1]).toBeGreaterThan(times[0]!);
+    expect(heartbeats[heartbeats.length - 1]).toEqual({
+      phase: 'applying',
+      applied: ['1_fast.sql', '2_slow.sql'],
+    });
+  });
+
   it('cancellation stops the running statement, rolls the file back and releases the lock', async () => {
     const db = await kit.freshDatabase('mig');
     const dir = kit.writeMigrations({
