@@ -782,6 +782,19 @@ export const ReleasePolicy = z.strictObject({
   buildOutput: z.string().min(1).default('out'),
   /** Where the docs snapshot of a version goes; `${version}` is replaced. */
   docsSnapshot: z.string().min(1).default('docs/releases/${version}/'),
+  /**
+   * The QA gate's report (L4), as an alternative to the `qaResult` signal: the release looks for this
+   * Playwright or Postman (Newman) JSON report every `pollEvery` until it appears (or a `qaResult` signal
+   * comes first), and passes when it has tests and none failed. `path` is on the worker's machine (a shared
+   * volume the test run writes to); `${version}` is replaced.
+   */
+  qaReport: z
+    .strictObject({
+      path: z.string().min(1),
+      format: z.enum(['playwright', 'postman']),
+      pollEvery: Duration({ min: '5s', max: '1h' }).prefault('5m'),
+    })
+    .optional(),
 });
 
 /**

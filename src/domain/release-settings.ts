@@ -61,6 +61,11 @@ export interface ReleaseSettings {
   deploymentSnapshotGuests: number[];
   changelogPath: string;
   docsSnapshotTemplate: string;
+  /**
+   * The QA report the gate looks for (`${version}` in `pathTemplate`), or null for the `qaResult` signal
+   * alone. Absent in the settings of releases started before it existed.
+   */
+  qaReport?: { pathTemplate: string; format: 'playwright' | 'postman'; pollEveryMs: number } | null;
   productionBranch: string;
   hotfixBranch: string;
   /** `host/repository` of the release images. */
@@ -200,6 +205,13 @@ export function deriveReleaseSettings(
     deploymentSnapshotGuests: [...config.backups.deploymentSnapshot.guests],
     changelogPath: config.release.changelog,
     docsSnapshotTemplate: config.release.docsSnapshot,
+    qaReport: config.release.qaReport
+      ? {
+          pathTemplate: config.release.qaReport.path,
+          format: config.release.qaReport.format,
+          pollEveryMs: config.release.qaReport.pollEvery,
+        }
+      : null,
     productionBranch: config.systems.git.branches.production,
     hotfixBranch: config.systems.git.branches.hotfix,
     imageRepository: `${new URL(config.systems.registry.url).host}/${config.systems.registry.repository}`,

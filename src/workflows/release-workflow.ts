@@ -18,6 +18,7 @@
  * Production traffic never moves before the required approvals are in.
  */
 import {
+  ActivityFailure,
   CancellationScope,
   ChildWorkflowFailure,
   ApplicationFailure,
@@ -34,6 +35,7 @@ import { z } from 'zod';
 import type { PlatformActivities } from '../activities';
 import type { ReleaseActivities } from '../activities/release/release-activities';
 import type { SnapshotRecord } from '../activities/postgres/postgres-schemas';
+import type { QaSummary } from '../activities/qa/qa-schemas';
 import { changesFromCommits, docsSnapshotPath, releaseDate, renderChangelogEntry } from '../domain/changelog';
 import { activeFreeze } from '../domain/freeze-window';
 import type { ReleaseSettings } from '../domain/release-settings';
@@ -559,6 +561,7 @@ class Release {
       const qa = await journal.step(
         'qa-gate',
         async () => {
+          if (settings.qaReport) await this.watchQaReport(settings.qaReport);
           await condition(() => this.qa !== null);
           const result = this.qa!;
           if (!result.passed) {
@@ -569,7 +572,8 @@ class Release {
           }
           return result;
         },
-        (r) => `passed, reported by ${r.reporter}${r.reportUrl ? ` (${r.reportUrl})` : ''}`,
+        (r) =>
+          `passed, reported by ${r.reporter}${r.reportUrl ? ` (${r.reportUrl})` : ''}${r.summary ? `: ${r.summary}` : ''}`,
       );
       journal.phase('rc-tag');
       this.status.rcTag = await journal.step(
@@ -671,6 +675,45 @@ class Release {
     );
     this.status.steps.push(...result.steps.map((s) => ({ ...s, name: `${stage}: ${s.name}` })));
     return result;
+  }
+
+  /**
+   * The QA gate's fetched report (L4): looks for the configured report every `pollEveryMs` until it is
+   * there or a `qaResult` signal came first, and turns its summary into the QA result. A report that is not
+   * there yet is waited for; a malformed one fails the gate with the reader's message.
+   */
+  private async watchQaReport(report: NonNullable<ReleaseSettings['qaReport']>): Promise<void> {
+    const path = report.pathTemplate.replaceAll('${version}', this.input.version);
+    while (this.qa === null) {
+      let summary: QaSummary;
+      try {
+        summary = await read.summarizeQaReport({ path, format: report.format });
+      } catch (err) {
+        if (!(err instanceof ActivityFailure && err.cause instanceof ApplicationFailure)) throw err;
+        if (err.cause.type !== FailureType.NotFound) throw err;
+        await condition(() => this.qa !== null, report.pollEveryMs);
+        continue;
+      }
+      if (this.qa !== null) return; // a signal arrived while the report was read: it decides
+      const counts = `${summary.passed}/${summary.total} passed, ${summary.failed} failed, ${summary.skipped} skipped${summary.flaky ? `, ${summary.flaky} flaky` : ''}`;
+      const failures = summary.failures.map((f) => `${f.title}: ${f.error.split('\n')[0]}`).slice(0, 5);
+      const result: QaResultSignal = {
+        passed: summary.total > 0 && summary.failed === 0,
+        reporter: `${report.format} report`,
+        summary: (
+          `${path}: ${summary.total === 0 ? 'no tests ran' : counts}` +
+          (failures.length ? `; ${failures.join('; ')}` : '')
+        ).slice(0, 2000),
+      };
+      this.qa = result;
+      this.journal.audit({
+        step: 'qa-gate',
+        action: 'qa-report',
+        actor: result.reporter,
+        decision: result.passed ? 'passed' : 'failed',
+        details: { path, ...summary },
+      });
+    }
   }
 
   private async createRcTag(reporter: string): Promise<string> {

@@ -36,6 +36,29 @@ describe('deriveReleaseSettings', () => {
     expect(s.monitoring).toMatchObject({ bakeTimeMs: 600_000, sampleIntervalMs: 60_000, maxErrorRate: 0.05 });
     expect(s.imageRepository).toBe('registry.luxima.id/aceh-commerce');
     expect(s.rpoMs).toBe(3_600_000);
+    expect(s.qaReport).toBeNull();
+  });
+
+  it('carries the QA report of release.qaReport, its path still a template, its poll interval in ms', () => {
+    const config = example();
+    const raw = readPlatformConfig({
+      file: path.resolve(__dirname, '../../config/aceh-commerce.yaml'),
+      env: {
+        ACEH_RELEASE__RELEASE__QAREPORT__PATH: '/srv/qa/${version}/report.json',
+        ACEH_RELEASE__RELEASE__QAREPORT__FORMAT: 'postman',
+      },
+    }).config;
+    expect(raw.release.qaReport).toEqual({
+      path: '/srv/qa/${version}/report.json',
+      format: 'postman',
+      pollEvery: 300_000,
+    });
+    config.release.qaReport = { ...raw.release.qaReport!, pollEvery: 30_000 };
+    expect(deriveReleaseSettings(config, { hotfix: false }).qaReport).toEqual({
+      pathTemplate: '/srv/qa/${version}/report.json',
+      format: 'postman',
+      pollEveryMs: 30_000,
+    });
   });
 
   it('picks an alternative strategy and the hotfix approval count', () => {
