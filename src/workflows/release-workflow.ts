@@ -250,7 +250,11 @@ class Release {
     if (!report) return;
     const child = this.runningChild;
     if (child?.workflowId !== report.workflowId) {
-      this.journal.refuse('strategyUndone', report.workflowId, `${report.workflowId} is not the running strategy`);
+      this.journal.refuse(
+        'strategyUndone',
+        report.workflowId,
+        `${report.workflowId} is not the running strategy`,
+      );
       return;
     }
     this.status.steps.push(...report.steps.map((st) => ({ ...st, name: `${child.stage}: ${st.name}` })));

@@ -95,7 +95,9 @@ describe('a freeze window', () => {
     expect(status.outcome).toContain('during freeze-wait');
     expect(status.steps.find((s) => s.name === 'freeze window year-end-sale')?.status).toBe('cancelled');
     expect(status.compensations.map((c) => [c.name.replace(/ on .*/, ''), c.status])).toEqual(
-      Object.keys(stagingBefore).map((service) => [`redeploy staging ${service}`, 'completed']).reverse(),
+      Object.keys(stagingBefore)
+        .map((service) => [`redeploy staging ${service}`, 'completed'])
+        .reverse(),
     );
     expect(await liveDigests(h.sandbox)).toEqual(before);
     expect(h.sandbox.stagingTags()).toEqual(stagingBefore);

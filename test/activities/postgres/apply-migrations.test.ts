@@ -219,9 +219,10 @@ describe('applyMigrations', () => {
     const acts = kit.activities(db, { migrationsDir: dir, migrationHeartbeatMs: 50 });
     const { run, heartbeats } = kit.env();
     await run(acts.applyMigrations, {});
-    const whileRunning = heartbeats.filter(
-      (h) => (h as { running?: string }).running === '2_slow.sql',
-    ) as { applied: string[]; runningForMs: number }[];
+    const whileRunning = heartbeats.filter((h) => (h as { running?: string }).running === '2_slow.sql') as {
+      applied: string[];
+      runningForMs: number;
+    }[];
     expect(whileRunning.length).toBeGreaterThanOrEqual(2);
     expect(whileRunning.every((h) => h.applied.join() === '1_fast.sql')).toBe(true);
     const times = whileRunning.map((h) => h.runningForMs);
