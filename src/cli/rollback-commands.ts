@@ -65,7 +65,7 @@ export function registerRollbackCommands(program: Command, io: CliIo, state: Run
     .requiredOption('--requested-by <login>', 'who asks for the rollback')
     .option(
       '--version <version>',
-      'the release to undo (default: the one production runs now, per the audit log)',
+      'the release to undo (default: the latest released one; refused when it was rolled back already)',
     )
     .option(
       '--no-restore-database',

@@ -120,6 +120,16 @@ describe('rollbackWorkflow', () => {
     ).toBe(true);
     const audit = await h.sandbox.auditRows();
     expect(audit.some((r) => r.action === 'rollback-requested' && r.actor === 'carol')).toBe(true);
+
+    // The latest release is rolled back already: a rollback that names no version says so, changes nothing.
+    const again = await h.withWorker(async () =>
+      failureOf((await rollback({ reason: 'still slow', requestedBy: 'carol' })).result()),
+    );
+    expect(again.type).toBe('PolicyViolation');
+    expect(again.message).toMatch(
+      /v7\.0\.0, was already rolled back by rollback-\d+ .*name the release to undo/s,
+    );
+    expect(await liveDigests(h.sandbox)).toEqual(before);
   }, 180_000);
 
   it('says there is nothing to roll back for a release that does not exist', async () => {
