@@ -89,6 +89,8 @@ const database = proxyActivities<PlatformActivities>(DATABASE_JOB);
 const CHECK_AFTER_STOPPED_DEPLOY = 'check-after-stopped-deploy';
 /** Patch id: the release enters `freeze-wait` only when a freeze window is in force. */
 const FREEZE_PHASE_ONLY_IN_WINDOW = 'freeze-phase-only-in-window';
+/** Patch id: approvals are taken from the moment the phase is awaiting-approval. */
+const ACCEPT_APPROVALS_ON_ENTRY = 'accept-approvals-on-entry';
 
 const STRATEGY_WORKFLOWS = {
   'blue-green': blueGreenDeployWorkflow,
@@ -755,6 +757,9 @@ class Release {
       );
       return;
     }
+    // The status says awaiting-approval from here, so an approval sent on seeing it must be taken, even
+    // while the audit rows are still being written (runs before this patch refused it as out of phase).
+    if (patched(ACCEPT_APPROVALS_ON_ENTRY)) this.acceptingApprovals = true;
     await journal.flush();
     await journal.step(
       'approval',

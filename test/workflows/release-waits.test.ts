@@ -2,6 +2,7 @@
  * Releases that wait: two days for approval with reminders (L6), and two releases contending for
  * production (the second queues behind the first and sees its position).
  */
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReleaseResult } from '../../src/schemas/release';
 import { approveSignal, qaResultSignal } from '../../src/workflows/definitions';
@@ -98,4 +99,61 @@ describe('waiting', () => {
     expect(Date.parse(secondLock.endedAt!)).toBeGreaterThanOrEqual(firstEnd);
     expect(second.previousDigest).toBe(first.digest);
   }, 180_000);
+});
+
+describe('the moment a wait begins', () => {
+  it('takes an approval sent as soon as the status says awaiting-approval, while audit rows are still being written', async () => {
+    await h.sandbox.pushImage('4.2.0');
+    const cluster = h.sandbox.postgres!;
+    const holder = new pg.Client({
+      host: cluster.host,
+      port: cluster.port,
+      user: cluster.superuser,
+      password: cluster.superuserPassword,
+      database: h.sandbox.config.systems.postgres.database,
+    });
+    await holder.connect();
+    let held = false;
+    try {
+      const { status } = await h.withWorker(async () => {
+        // The CI smoke test on staging runs until the audit table is held; then every row after that
+        // waits, so the flush on entering the approval wait cannot finish while we approve.
+        h.sandbox.fakes.ci.nextConclusions.push('success', 'never');
+        const handle = await h.startRelease({ version: '4.2.0', hotfix: true });
+        await waitForStatus(h, handle, inPhase('staging-smoke'), 'the staging smoke test', 60_000);
+        const smoke = await waitFor(
+          () => Promise.resolve(h.sandbox.fakes.ci.runs.find((r) => r.plan === 'never')),
+          'the CI smoke test running',
+          60_000,
+        );
+        await holder.query('BEGIN');
+        await holder.query(`LOCK TABLE ${h.sandbox.config.database.auditTable} IN ACCESS EXCLUSIVE MODE`);
+        smoke.plan = 'success';
+        held = true;
+        try {
+          await waitForStatus(h, handle, inPhase('awaiting-approval'), 'approval');
+          await handle.signal(approveSignal, { approver: 'tech-lead' });
+          const decided = await waitForStatus(
+            h,
+            handle,
+            (s) => s.approvals.length > 0 || s.refused.length > 0,
+            'the approval to be taken or refused',
+          );
+          expect(decided.refused).toEqual([]);
+        } finally {
+          // Before the worker stops: it waits for its activities, and they wait for the table.
+          await holder.query('COMMIT');
+          held = false;
+        }
+        return (await handle.result()) as ReleaseResult;
+      });
+      expect(status.phase).toBe('released');
+      expect(status.approvals.map((a) => [a.approver, a.decision])).toEqual([['tech-lead', 'approved']]);
+      const audit = await h.sandbox.auditRows('release-v4.2.0');
+      expect(audit.some((r) => r.action === 'approved' && r.actor === 'tech-lead')).toBe(true);
+    } finally {
+      if (held) await holder.query('ROLLBACK').catch(() => undefined);
+      await holder.end();
+    }
+  }, 120_000);
 });
