@@ -171,7 +171,7 @@ function gitHost(apiUrl: string): string {
  * - registry: `resolveImageDigest`, `checkDigestExists`
  * - ci (`workflows.build`): `triggerBuild`, `waitForBuild`; ci (`workflows.smokeTest`), prefixed because the
  *   same factory is built twice: `triggerSmokeTest`, `waitForSmokeTest`
- * - postgres: `applyMigrations`, `appendAuditRecord`, `takeSnapshot`, `restoreSnapshot`
+ * - postgres: `applyMigrations`, `appendAuditRecord`, `appendAuditRecords`, `takeSnapshot`, `restoreSnapshot`
  * - objectStorage (S3/MinIO, bucket `backups.bucket`): `uploadFile`, `copyObject`, `listObjects`,
  *   `deleteObjects`
  * - proxmox (node `backups.deploymentSnapshot.node`): `snapshotVm`, `convertToTemplate`, `cloneVm`,
@@ -317,7 +317,13 @@ export function createActivities(deps: ActivityDependencies) {
     ...(pg &&
       lazySystem(
         'postgres',
-        { applyMigrations: true, appendAuditRecord: true, takeSnapshot: true, restoreSnapshot: true },
+        {
+          applyMigrations: true,
+          appendAuditRecord: true,
+          appendAuditRecords: true,
+          takeSnapshot: true,
+          restoreSnapshot: true,
+        },
         (secret) =>
           createPostgresActivities({
             connection: {

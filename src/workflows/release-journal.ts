@@ -3,9 +3,10 @@
  * audit rows of `internal.audit_deploy` (H4) and its notifications. Every transition goes through here, so
  * the status, the audit log and the workflow history tell the same story (U3).
  *
- * Audit rows are written without holding the release up: each write is started at once and awaited by
- * `flush()`, which runs before every wait for a human and before the release ends. A row carries `seq`, its
- * place in the release's story, since concurrent inserts may commit out of order.
+ * Audit rows are written without holding the release up, and awaited by `flush()`, which runs before
+ * every wait for a human and before the release ends. One batch write is in flight at a time; the rows
+ * made meanwhile go in the next batch (one activity, and one workflow task, per batch instead of per row).
+ * A row carries `seq`, its place in the release's story, and an idempotency key of its own.
  */
 import {
   ActivityFailure,
@@ -14,11 +15,13 @@ import {
   ChildWorkflowFailure,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
 import type { PlatformActivities } from '../activities';
+import type { AppendAuditRecordsInput } from '../activities/postgres/postgres-schemas';
 import type {
   ApprovalRecord,
   CompensationRecord,
@@ -32,7 +35,13 @@ import { isTerminalPhase } from '../schemas/release';
 import { AUDIT, NOTIFICATION } from './activity-options';
 import { SEARCH_ATTRIBUTES } from './definitions';
 
-const auditActivities = proxyActivities<Pick<PlatformActivities, 'appendAuditRecord'>>(AUDIT);
+const auditActivities =
+  proxyActivities<Pick<PlatformActivities, 'appendAuditRecord' | 'appendAuditRecords'>>(AUDIT);
+
+/** Patch id: audit rows are written in batches (runs before it wrote one activity per row). */
+const BATCH_AUDIT_ROWS = 'batch-audit-rows';
+/** Rows per batch write. */
+const AUDIT_BATCH = 100;
 const notifyActivities = proxyActivities<Pick<PlatformActivities, 'sendMessage' | 'annotate'>>(NOTIFICATION);
 
 /** The text of an error for a status line or an audit row: its message, and its type when it has one. */
@@ -81,6 +90,9 @@ export class ReleaseJournal {
   private seq = 0;
   private pending: Promise<unknown>[] = [];
   private auditFailures = 0;
+  private batching: boolean | undefined;
+  private readonly unwritten: AppendAuditRecordsInput['rows'] = [];
+  private writing: Promise<void> | null = null;
 
   constructor(
     initial: Pick<ReleaseStatus, 'version' | 'commit' | 'requestedBy' | 'strategy' | 'hotfix'>,
@@ -198,30 +210,58 @@ export class ReleaseJournal {
   audit(entry: AuditEntry): void {
     const seq = ++this.seq;
     const { workflowId } = workflowInfo();
-    const write = CancellationScope.nonCancellable(() =>
-      auditActivities.appendAuditRecord({
-        step: entry.step.slice(0, 200),
-        actor: (entry.actor ?? this.status.requestedBy).slice(0, 200),
-        action: entry.action.slice(0, 200),
-        version: this.status.version,
-        ...(this.status.digest ? { digest: this.status.digest } : {}),
-        ...(entry.decision ? { decision: entry.decision.slice(0, 200) } : {}),
-        details: { seq, subject: this.subject, phase: this.status.phase, ...entry.details },
-        idempotencyKey: `${workflowId}/audit/${seq}`,
-      }),
-    ).catch((err: unknown) => {
-      this.auditFailures++;
-      log.error('audit row not written', { seq, step: entry.step, error: describeError(err) });
-    });
+    const row = {
+      step: entry.step.slice(0, 200),
+      actor: (entry.actor ?? this.status.requestedBy).slice(0, 200),
+      action: entry.action.slice(0, 200),
+      version: this.status.version,
+      ...(this.status.digest ? { digest: this.status.digest } : {}),
+      ...(entry.decision ? { decision: entry.decision.slice(0, 200) } : {}),
+      details: { seq, subject: this.subject, phase: this.status.phase, ...entry.details },
+      idempotencyKey: `${workflowId}/audit/${seq}`,
+    };
+    this.batching ??= patched(BATCH_AUDIT_ROWS);
+    if (this.batching) {
+      this.unwritten.push(row);
+      this.writing ??= this.writeBatches();
+      return;
+    }
+    const write = CancellationScope.nonCancellable(() => auditActivities.appendAuditRecord(row)).catch(
+      (err: unknown) => {
+        this.auditFailures++;
+        log.error('audit row not written', { seq, step: entry.step, error: describeError(err) });
+      },
+    );
     this.pending.push(write);
+  }
+
+  /** Writes the unwritten rows, a batch at a time, until none is left. */
+  private async writeBatches(): Promise<void> {
+    try {
+      while (this.unwritten.length > 0) {
+        const rows = this.unwritten.splice(0, AUDIT_BATCH);
+        try {
+          await CancellationScope.nonCancellable(() => auditActivities.appendAuditRecords({ rows }));
+        } catch (err) {
+          this.auditFailures += rows.length;
+          log.error('audit rows not written', {
+            seqs: rows.map((r) => r.details?.['seq']),
+            error: describeError(err),
+          });
+        }
+      }
+    } finally {
+      this.writing = null;
+    }
   }
 
   /** Waits for every audit row started so far. */
   async flush(): Promise<void> {
-    while (this.pending.length > 0) {
+    while (this.pending.length > 0 || this.writing) {
       const batch = this.pending;
       this.pending = [];
       await Promise.all(batch);
+      if (this.writing) await this.writing;
     }
   }
 

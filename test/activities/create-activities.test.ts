@@ -54,6 +54,7 @@ const EXPECTED_NAMES = [
   // postgres
   'applyMigrations',
   'appendAuditRecord',
+  'appendAuditRecords',
   'takeSnapshot',
   'restoreSnapshot',
   // objectStorage

@@ -63,6 +63,7 @@ function parseTableName(name: string): { schema: string; table: string } {
  * - `applyMigrations`: each `*.sql` file once, in order, one transaction per file, recorded with its
  *   sha256 under an advisory lock (check-then-act inside the lock; see `makeApplyMigrations`).
  * - `appendAuditRecord`: one row in the append-only `internal.audit_deploy` per idempotency key
+ * - `appendAuditRecords`: several such rows in one call (the release journal writes its rows this way)
  *   (`ON CONFLICT DO NOTHING`, the existing row's id on replay).
  * - `takeSnapshot`: `pg_dump -Fc` to `<snapshotDir>/<database>--<key>-<hash>.dump`, named from the
  *   idempotency key (default `<workflowId>/<activityId>`). Written as `.partial`, hashed while streaming,
@@ -103,7 +104,7 @@ export function createPostgresActivities(options: PostgresActivitiesOptions) {
     runningHeartbeatMs: options.migrationHeartbeatMs ?? 5000,
     log,
   });
-  const appendAuditRecord = makeAppendAuditRecord({ settings, log });
+  const { appendAuditRecord, appendAuditRecords } = makeAppendAuditRecord({ settings, log });
   const { takeSnapshot, restoreSnapshot } = makeSnapshotActivities({
     settings,
     pgDumpPath: options.pgDumpPath,
@@ -115,7 +116,7 @@ export function createPostgresActivities(options: PostgresActivitiesOptions) {
     clock: options.clock ?? Date.now,
     log,
   });
-  return { applyMigrations, appendAuditRecord, takeSnapshot, restoreSnapshot };
+  return { applyMigrations, appendAuditRecord, appendAuditRecords, takeSnapshot, restoreSnapshot };
 }
 
 export type PostgresActivities = ReturnType<typeof createPostgresActivities>;

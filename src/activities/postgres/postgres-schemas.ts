@@ -62,6 +62,24 @@ export const AppendAuditRecordResult = z.object({
 });
 export type AppendAuditRecordResult = z.infer<typeof AppendAuditRecordResult>;
 
+/**
+ * Input of `appendAuditRecords`: rows written in one call, in order. Each needs its `idempotencyKey` (the
+ * default of a single row, `<workflowId>/<activityId>`, would be the same for all of them).
+ */
+export const AppendAuditRecordsInput = z
+  .object({
+    rows: z
+      .array(AppendAuditRecordInput.safeExtend({ idempotencyKey: z.string().min(1).max(500) }))
+      .min(1)
+      .max(500),
+  })
+  .strict();
+export type AppendAuditRecordsInput = z.input<typeof AppendAuditRecordsInput>;
+
+/** One result per row, in the order of the input. */
+export const AppendAuditRecordsResult = z.object({ rows: z.array(AppendAuditRecordResult) });
+export type AppendAuditRecordsResult = z.infer<typeof AppendAuditRecordsResult>;
+
 /** A logical snapshot (`pg_dump -Fc`) as recorded in workflow history; enough to restore and verify it. */
 export const SnapshotRecord = z.object({
   path: z.string().min(1),

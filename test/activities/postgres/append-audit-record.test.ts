@@ -197,3 +197,41 @@ describe('appendAuditRecord', () => {
     expect(f.nonRetryable).toBe(false);
   });
 });
+
+describe('appendAuditRecords', () => {
+  it('appends a batch in order on one call, and a retry of the batch writes nothing twice', async () => {
+    const db = await kit.freshDatabase('audit');
+    const acts = kit.activities(db);
+    const { run, workflowId } = kit.env('batch-1');
+    const batch = [1, 2, 3].map((seq) => ({
+      ...record,
+      action: `step-${seq}`,
+      details: { seq },
+      idempotencyKey: `${workflowId}/audit/${seq}`,
+    }));
+
+    const first = await run(acts.appendAuditRecords, { rows: batch.slice(0, 2) });
+    expect(first.rows.map((r) => r.inserted)).toEqual([true, true]);
+    // The retry of a batch that was cut short: the first two rows are there, only the third is new.
+    const again = await run(acts.appendAuditRecords, { rows: batch });
+    expect(again.rows.map((r) => r.inserted)).toEqual([false, false, true]);
+    expect(again.rows.slice(0, 2).map((r) => r.id)).toEqual(first.rows.map((r) => r.id));
+
+    const written = await rows(db);
+    expect(written.map((r) => [r.action, r.details['seq'], r.workflow_id])).toEqual([
+      ['step-1', 1, workflowId],
+      ['step-2', 2, workflowId],
+      ['step-3', 3, workflowId],
+    ]);
+  });
+
+  it('refuses a row without its own idempotency key, writing nothing', async () => {
+    const db = await kit.freshDatabase('audit');
+    const acts = kit.activities(db);
+    const { run } = kit.env('batch-2');
+    const f = await failureOf(run(acts.appendAuditRecords, { rows: [record as never] }));
+    expect(f.type).toBe('InvalidInput');
+    expect(f.message).toContain('idempotencyKey');
+    expect(await kit.query(db, `SELECT to_regclass('internal.audit_deploy') AS t`)).toEqual([{ t: null }]);
+  });
+});
