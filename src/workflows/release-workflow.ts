@@ -329,13 +329,21 @@ class Release {
     ) {
       return refuse('the QA gate has already passed');
     }
-    this.qa = signal;
+    this.recordQa(signal, 'qa-result', {
+      reportUrl: signal.reportUrl ?? null,
+      summary: signal.summary ?? null,
+    });
+  }
+
+  /** The QA gate's answer, from the signal or the fetched report, kept and audited. */
+  private recordQa(result: QaResultSignal, action: string, details: Record<string, unknown>): void {
+    this.qa = result;
     this.journal.audit({
       step: 'qa-gate',
-      action: 'qa-result',
-      actor: signal.reporter,
-      decision: signal.passed ? 'passed' : 'failed',
-      details: { reportUrl: signal.reportUrl ?? null, summary: signal.summary ?? null },
+      action,
+      actor: result.reporter,
+      decision: result.passed ? 'passed' : 'failed',
+      details,
     });
   }
 
@@ -711,14 +719,7 @@ class Release {
           (failures.length ? `; ${failures.join('; ')}` : '')
         ).slice(0, 2000),
       };
-      this.qa = result;
-      this.journal.audit({
-        step: 'qa-gate',
-        action: 'qa-report',
-        actor: result.reporter,
-        decision: result.passed ? 'passed' : 'failed',
-        details: { path, ...summary },
-      });
+      this.recordQa(result, 'qa-report', { path, ...summary });
     }
   }
 

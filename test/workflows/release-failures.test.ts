@@ -4,37 +4,23 @@
  * human, and a cancellation in each phase with the compensations of what was done, in reverse.
  */
 import fs from 'node:fs';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { ReleaseResult, ReleaseStatus } from '../../src/schemas/release';
 import { approveSignal, cancelSignal, qaResultSignal, rejectSignal } from '../../src/workflows/definitions';
 import { waitFor } from '../devserver/helpers';
-import { expectNoContractViolations, expectNoTrafficBeforeApproval, liveDigests } from './release-invariants';
 import {
-  inPhase,
-  recordHistory,
-  startReleaseHarness,
-  waitForStatus,
-  type ReleaseHarness,
-} from './release-harness';
+  expectCompensations,
+  expectNoContractViolations,
+  expectNoTrafficBeforeApproval,
+  liveDigests,
+} from './release-invariants';
+import { inPhase, recordHistory, waitForStatus } from './release-harness';
+import { toApproval, useReleaseHarness } from './use-release-harness';
 
-let h: ReleaseHarness;
-
-beforeAll(async () => {
-  h = await startReleaseHarness();
-}, 120_000);
-
-afterAll(async () => {
-  await h?.stop();
-});
+const h = useReleaseHarness();
 
 const pass = { passed: true, reporter: 'qa-bot' };
-
-async function toApproval(handle: WorkflowHandle): Promise<ReleaseStatus> {
-  await waitForStatus(h, handle, inPhase('qa-gate'), 'the QA gate');
-  await handle.signal(qaResultSignal, pass);
-  return waitForStatus(h, handle, inPhase('awaiting-approval'), 'approval');
-}
 
 async function result(handle: WorkflowHandle): Promise<ReleaseResult> {
   return (await handle.result()) as ReleaseResult;
@@ -46,7 +32,7 @@ describe('a release that stops before production', () => {
     const before = await liveDigests(h.sandbox);
     const { status } = await h.withWorker(async () => {
       const handle = await h.startRelease({ version: '3.0.1' });
-      await toApproval(handle);
+      await toApproval(h, handle);
       await handle.signal(rejectSignal, { approver: 'qa-lead', reason: 'checkout regression found' });
       return result(handle);
     });
@@ -66,7 +52,7 @@ describe('a release that stops before production', () => {
     await h.sandbox.pushImage('3.0.2');
     const { status } = await h.withWorker(async () => {
       const handle = await h.startRelease({ version: '3.0.2', requestedBy: 'tech-lead' });
-      await toApproval(handle);
+      await toApproval(h, handle);
       await handle.signal(approveSignal, { approver: 'tech-lead' });
       await handle.signal(approveSignal, { approver: 'mallory' });
       await handle.signal(approveSignal, { approver: 42, comment: ['not', 'a', 'comment'] });
@@ -136,7 +122,7 @@ describe('the bake (M4)', () => {
     const before = await liveDigests(h.sandbox);
     const { status } = await h.withWorker(async () => {
       const handle = await h.startRelease({ version: '3.1.0' });
-      await toApproval(handle);
+      await toApproval(h, handle);
       let bakeStart = 0;
       h.sandbox.fakes.prometheus.setTraffic('storefront', (atMs: number, windowSeconds: number) => {
         const requests = 2000 * (windowSeconds / 60);
@@ -187,7 +173,7 @@ describe('the bake (M4)', () => {
       const before = await liveDigests(h.sandbox);
       const { status } = await h.withWorker(async () => {
         const handle = await h.startRelease({ version });
-        await toApproval(handle);
+        await toApproval(h, handle);
         for (const service of Object.keys(h.sandbox.config.services))
           h.sandbox.fakes.prometheus.setTraffic(service, 'down');
         await handle.signal(approveSignal, { approver: 'tech-lead' });
@@ -261,22 +247,8 @@ describe('cancellation', () => {
       await recordHistory(h, `release-v${version}`, `release-cancel-${phase}`);
       expect(status.phase).toBe('cancelled');
       expect(status.outcome).toContain(`stop in ${phase}`);
-      const names = status.compensations.map((c) => c.name);
-      for (const prefix of expected)
-        expect(
-          names.some((n) => n.startsWith(prefix)),
-          `${prefix} in ${names.join(' | ')}`,
-        ).toBe(true);
-      if (phase === 'building') expect(names).toEqual([]);
-      if (expected.length > 1) {
-        const first = names.findIndex((n) => n.startsWith(expected[0]!));
-        const last = names.findIndex((n) => n.startsWith(expected[expected.length - 1]!));
-        expect(first).toBeLessThan(last);
-      }
-      expect(
-        status.compensations.filter((c) => c.status === 'failed'),
-        JSON.stringify(status.compensations),
-      ).toEqual([]);
+      expectCompensations(status, expected);
+      if (phase === 'building') expect(status.compensations).toEqual([]);
       expect(await liveDigests(h.sandbox)).toEqual(before);
       expect(h.sandbox.stagingTags()).toEqual(stagingBefore);
       if (phase === 'baking') {
@@ -322,7 +294,7 @@ describe('cancellation while work is in flight', () => {
           ...(c.strategy ? { strategy: c.strategy } : {}),
         });
         if (c.phase !== 'staging-deploy') {
-          await toApproval(handle);
+          await toApproval(h, handle);
           await handle.signal(approveSignal, { approver: 'tech-lead' });
         }
         await waitForStatus(h, handle, inPhase(c.phase), c.phase, 60_000);
@@ -333,17 +305,7 @@ describe('cancellation while work is in flight', () => {
       await recordHistory(h, `release-v${c.version}`, `release-cancel-${c.phase}`);
       expect(status.phase).toBe('cancelled');
       expect(status.outcome).toContain(`during ${c.phase}`);
-      const names = status.compensations.map((x) => x.name);
-      const at = c.expected.map((prefix) => names.findIndex((n) => n.startsWith(prefix)));
-      expect(
-        at.every((i) => i >= 0),
-        `${c.expected.join(', ')} in ${names.join(' | ')}`,
-      ).toBe(true);
-      expect([...at].sort((a, b) => a - b)).toEqual(at);
-      expect(
-        status.compensations.filter((x) => x.status === 'failed'),
-        JSON.stringify(status.compensations),
-      ).toEqual([]);
+      expectCompensations(status, c.expected);
       expect(await liveDigests(h.sandbox)).toEqual(before);
       expect(h.sandbox.stagingTags()).toEqual(stagingBefore);
       // Nothing left running in Coolify that could still land.

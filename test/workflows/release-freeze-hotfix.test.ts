@@ -3,43 +3,31 @@
  * ends, or goes through with two override approvals; a hotfix skips the QA gate and the release candidate
  * tag, needs the hotfix approval count, and passes windows that allow hotfixes.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ReleaseResult } from '../../src/schemas/release';
 import { approveSignal, cancelSignal, qaResultSignal } from '../../src/workflows/definitions';
 import { expectNoTrafficBeforeApproval, liveDigests } from './release-invariants';
-import {
-  inPhase,
-  recordHistory,
-  startReleaseHarness,
-  waitForStatus,
-  type ReleaseHarness,
-} from './release-harness';
+import { inPhase, recordHistory, waitForStatus } from './release-harness';
+import { toApproval, useReleaseHarness } from './use-release-harness';
 
-let h: ReleaseHarness;
 const windowEnd = Date.now() + 3 * 86_400_000;
 
-beforeAll(async () => {
-  h = await startReleaseHarness({
-    configure: (config) => ({
-      ...config,
-      freezeWindows: [
-        {
-          name: 'year-end-sale',
-          reason: 'traffic peak',
-          environments: ['production'],
-          timezone: undefined,
-          allowHotfixes: true,
-          kind: 'once',
-          start: new Date(Date.now() - 3_600_000).toISOString(),
-          end: new Date(windowEnd).toISOString(),
-        },
-      ],
-    }),
-  });
-}, 120_000);
-
-afterAll(async () => {
-  await h?.stop();
+const h = useReleaseHarness({
+  configure: (config) => ({
+    ...config,
+    freezeWindows: [
+      {
+        name: 'year-end-sale',
+        reason: 'traffic peak',
+        environments: ['production'],
+        timezone: undefined,
+        allowHotfixes: true,
+        kind: 'once',
+        start: new Date(Date.now() - 3_600_000).toISOString(),
+        end: new Date(windowEnd).toISOString(),
+      },
+    ],
+  }),
 });
 
 describe('a freeze window', () => {
@@ -48,9 +36,7 @@ describe('a freeze window', () => {
     await h.sandbox.pushImage('5.0.0');
     const { status } = await h.withWorker(async () => {
       const handle = await h.startRelease({ version: '5.0.0' });
-      await waitForStatus(h, handle, inPhase('qa-gate'), 'the QA gate');
-      await handle.signal(qaResultSignal, { passed: true, reporter: 'qa-bot' });
-      await waitForStatus(h, handle, inPhase('awaiting-approval'), 'approval');
+      await toApproval(h, handle);
       await handle.signal(approveSignal, { approver: 'tech-lead' });
       const frozen = await waitForStatus(h, handle, inPhase('freeze-wait'), 'the freeze');
       expect(frozen.freeze?.window).toBe('year-end-sale');
@@ -82,9 +68,7 @@ describe('a freeze window', () => {
     await h.sandbox.pushImage('5.0.3');
     const { status } = await h.withWorker(async () => {
       const handle = await h.startRelease({ version: '5.0.3' });
-      await waitForStatus(h, handle, inPhase('qa-gate'), 'the QA gate');
-      await handle.signal(qaResultSignal, { passed: true, reporter: 'qa-bot' });
-      await waitForStatus(h, handle, inPhase('awaiting-approval'), 'approval');
+      await toApproval(h, handle);
       await handle.signal(approveSignal, { approver: 'tech-lead' });
       await waitForStatus(h, handle, inPhase('freeze-wait'), 'the freeze');
       await handle.signal(cancelSignal, { requestedBy: 'alice', reason: 'wait for January instead' });
@@ -108,9 +92,7 @@ describe('a freeze window', () => {
     await h.sandbox.pushImage('5.0.1');
     const { status } = await h.withWorker(async () => {
       const handle = await h.startRelease({ version: '5.0.1' });
-      await waitForStatus(h, handle, inPhase('qa-gate'), 'the QA gate');
-      await handle.signal(qaResultSignal, { passed: true, reporter: 'qa-bot' });
-      await waitForStatus(h, handle, inPhase('awaiting-approval'), 'approval');
+      await toApproval(h, handle);
       await handle.signal(approveSignal, { approver: 'tech-lead' });
       await waitForStatus(h, handle, inPhase('freeze-wait'), 'the freeze');
       return (await handle.result()) as ReleaseResult;

@@ -7,6 +7,27 @@ import { expect } from 'vitest';
 import type { ReleaseStatus } from '../../src/schemas/release';
 import type { Sandbox } from '../../src/sandbox/sandbox';
 
+/**
+ * The compensations named by `inOrder` (name prefixes) all ran, in that order (others may run between
+ * them), and no compensation failed.
+ */
+export function expectCompensations(status: ReleaseStatus, inOrder: readonly string[]): void {
+  const names = status.compensations.map((c) => c.name);
+  const at = inOrder.map((prefix) => names.findIndex((n) => n.startsWith(prefix)));
+  expect(
+    at.every((i) => i >= 0),
+    `${inOrder.join(', ')} in ${names.join(' | ')}`,
+  ).toBe(true);
+  expect(
+    [...at].sort((a, b) => a - b),
+    `order of ${names.join(' | ')}`,
+  ).toEqual(at);
+  expect(
+    status.compensations.filter((c) => c.status === 'failed'),
+    JSON.stringify(status.compensations),
+  ).toEqual([]);
+}
+
 /** Steps that move production user traffic (switch, canary weight, restore). */
 const TRAFFIC_STEP = /^production: (switch |.*% to )/;
 

@@ -5,39 +5,30 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import type { ReleaseResult } from '../../src/schemas/release';
 import { rejectSignal } from '../../src/workflows/definitions';
-import {
-  inPhase,
-  recordHistory,
-  startReleaseHarness,
-  waitForStatus,
-  type ReleaseHarness,
-} from './release-harness';
+import { inPhase, recordHistory, waitForStatus } from './release-harness';
+import { useReleaseHarness } from './use-release-harness';
 
-let h: ReleaseHarness;
 const reports = fs.mkdtempSync(path.join(os.tmpdir(), 'aceh-release-qa-'));
 const reportOf = (version: string) => path.join(reports, version, 'playwright.json');
 
-beforeAll(async () => {
-  h = await startReleaseHarness({
-    configure: (config) => ({
-      ...config,
-      release: {
-        ...config.release,
-        qaReport: {
-          path: path.join(reports, '${version}', 'playwright.json'),
-          format: 'playwright',
-          pollEvery: 300_000,
-        },
+const h = useReleaseHarness({
+  configure: (config) => ({
+    ...config,
+    release: {
+      ...config.release,
+      qaReport: {
+        path: path.join(reports, '${version}', 'playwright.json'),
+        format: 'playwright',
+        pollEvery: 300_000,
       },
-    }),
-  });
-}, 120_000);
+    },
+  }),
+});
 
-afterAll(async () => {
-  await h?.stop();
+afterAll(() => {
   fs.rmSync(reports, { recursive: true, force: true });
 });
 

@@ -2,37 +2,24 @@
  * The happy path of a release with each production strategy (S1-S4), end to end on the embedded dev
  * server with time skipping, the real worker and activities, and the platform sandbox.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ReleaseResult } from '../../src/schemas/release';
 import { approveSignal, qaResultSignal } from '../../src/workflows/definitions';
 import { expectNoContractViolations, expectNoTrafficBeforeApproval, liveDigests } from './release-invariants';
-import {
-  inPhase,
-  recordHistory,
-  startReleaseHarness,
-  waitForStatus,
-  type ReleaseHarness,
-} from './release-harness';
+import { inPhase, recordHistory, waitForStatus } from './release-harness';
+import { useReleaseHarness } from './use-release-harness';
 
-let h: ReleaseHarness;
-
-beforeAll(async () => {
-  h = await startReleaseHarness({
-    configure: (config) => {
-      const production = config.environments['production']!;
-      production.alternativeStrategies.push({
-        type: 'rolling',
-        batchSize: 2,
-        pauseBetweenBatches: 30_000,
-        acknowledgeNoInstantRollback: true,
-      });
-      return config;
-    },
-  });
-}, 120_000);
-
-afterAll(async () => {
-  await h?.stop();
+const h = useReleaseHarness({
+  configure: (config) => {
+    const production = config.environments['production']!;
+    production.alternativeStrategies.push({
+      type: 'rolling',
+      batchSize: 2,
+      pauseBetweenBatches: 30_000,
+      acknowledgeNoInstantRollback: true,
+    });
+    return config;
+  },
 });
 
 async function releaseThrough(version: string, strategy: 'blue-green' | 'canary' | 'shadow' | 'rolling') {

@@ -3,37 +3,22 @@
  * production (the second queues behind the first and sees its position).
  */
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import type { ReleaseResult } from '../../src/schemas/release';
 import { approveSignal, qaResultSignal } from '../../src/workflows/definitions';
 import { waitFor } from '../devserver/helpers';
 import { expectNoTrafficBeforeApproval } from './release-invariants';
-import {
-  inPhase,
-  recordHistory,
-  startReleaseHarness,
-  waitForStatus,
-  type ReleaseHarness,
-} from './release-harness';
+import { inPhase, recordHistory, waitForStatus } from './release-harness';
+import { toApproval, useReleaseHarness } from './use-release-harness';
 
-let h: ReleaseHarness;
-
-beforeAll(async () => {
-  h = await startReleaseHarness();
-}, 120_000);
-
-afterAll(async () => {
-  await h?.stop();
-});
+const h = useReleaseHarness();
 
 describe('waiting', () => {
   it('waits two days for approval, reminding every 12 hours, and loses nothing', async () => {
     await h.sandbox.pushImage('4.0.0');
     const { status } = await h.withWorker(async () => {
       const handle = await h.startRelease({ version: '4.0.0' });
-      await waitForStatus(h, handle, inPhase('qa-gate'), 'the QA gate');
-      await handle.signal(qaResultSignal, { passed: true, reporter: 'qa-bot' });
-      await waitForStatus(h, handle, inPhase('awaiting-approval'), 'approval');
+      await toApproval(h, handle);
       const sentBefore = h.sandbox.fakes.telegram.sent.length;
       // Two days and an hour: the fourth reminder (at 48 h) is well inside, not on the boundary.
       await h.env.sleep('49 hours');

@@ -5,36 +5,19 @@
  */
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { TASK_QUEUE } from '../../src/config/temporal-connection';
 import type { ReleaseResult, RollbackInput, RollbackResult } from '../../src/schemas/release';
-import {
-  ROLLBACK_WORKFLOW_TYPE,
-  approveSignal,
-  qaResultSignal,
-  rollbackWorkflowId,
-} from '../../src/workflows/definitions';
+import { ROLLBACK_WORKFLOW_TYPE, approveSignal, rollbackWorkflowId } from '../../src/workflows/definitions';
 import { liveDigests } from './release-invariants';
-import {
-  inPhase,
-  recordHistory,
-  startReleaseHarness,
-  waitForStatus,
-  type ReleaseHarness,
-} from './release-harness';
+import { recordHistory } from './release-harness';
+import { toApproval, useReleaseHarness } from './use-release-harness';
 
-let h: ReleaseHarness;
 let n = 0;
 
-beforeAll(async () => {
-  // An RPO of one millisecond: every snapshot is stale by the time a rollback looks at it.
-  h = await startReleaseHarness({
-    configure: (config) => ({ ...config, recovery: { ...config.recovery, rpo: 1 } }),
-  });
-}, 120_000);
-
-afterAll(async () => {
-  await h?.stop();
+// An RPO of one millisecond: every snapshot is stale by the time a rollback looks at it.
+const h = useReleaseHarness({
+  configure: (config) => ({ ...config, recovery: { ...config.recovery, rpo: 1 } }),
 });
 
 function rollback(input: RollbackInput) {
@@ -64,9 +47,7 @@ describe('rollbackWorkflow', () => {
     h.sandbox.addMigration(`0200_${column}.sql`, `ALTER TABLE public.products ADD COLUMN ${column} int;`);
     await h.withWorker(async () => {
       const handle = await h.startRelease({ version: '7.0.0' });
-      await waitForStatus(h, handle, inPhase('qa-gate'), 'the QA gate');
-      await handle.signal(qaResultSignal, { passed: true, reporter: 'qa-bot' });
-      await waitForStatus(h, handle, inPhase('awaiting-approval'), 'approval');
+      await toApproval(h, handle);
       await handle.signal(approveSignal, { approver: 'tech-lead' });
       const { status } = (await handle.result()) as ReleaseResult;
       expect(status.phase).toBe('released');
