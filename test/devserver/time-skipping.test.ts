@@ -260,7 +260,10 @@ describe('VirtualClock', () => {
     const clock = makeClock({ timeSkipping: true });
     const start = clock.now();
     const fired: [string, number][] = [];
-    clock.after(2_000_000, () => fired.push(['b', clock.now()]));
+    // 'b' and 'b2' share one absolute deadline, so they must fire in the order they were scheduled.
+    // (Computing b's deadline with after() would read the real clock again, and a millisecond passing
+    // between the two reads would put b after b2.)
+    clock.schedule(start + 2_000_000, () => fired.push(['b', clock.now()]));
     clock.after(1_000_000, () => fired.push(['a', clock.now()]));
     clock.schedule(start + 2_000_000, () => fired.push(['b2', clock.now()]));
     clock.unlock();
