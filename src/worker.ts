@@ -32,13 +32,32 @@ export const WORKER_TUNING = {
   maxHeartbeatThrottleInterval: '5 seconds',
 } as const;
 
+/** True for `127.x.x.x:port`, `localhost:port` and `[::1]:port`: a server on this machine. */
+export function isLoopbackAddress(address: string): boolean {
+  const host = address
+    .replace(/:\d+$/, '')
+    .replace(/^\[(.*)\]$/, '$1')
+    .toLowerCase();
+  return host === 'localhost' || host === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/**
+ * The worker's connection. Requests are gzip-compressed (the SDK's default) except to a server on this
+ * machine, such as the embedded dev server: there is no wire to save, and compressing every workflow-task
+ * and activity completion costs CPU on both ends of the connection.
+ */
 export async function connectWorker(
   settings: TemporalConnectionSettings,
   address = settings.address,
 ): Promise<NativeConnection> {
   if (!address)
     throw new Error('TEMPORAL_ADDRESS is not set: say where the Temporal cluster is, or use `npm start`');
-  return NativeConnection.connect({ address, tls: settings.tls, apiKey: settings.apiKey });
+  return NativeConnection.connect({
+    address,
+    tls: settings.tls,
+    apiKey: settings.apiKey,
+    grpcCompression: { codec: isLoopbackAddress(address) ? 'none' : 'gzip' },
+  });
 }
 
 const log = (line: string): void => {

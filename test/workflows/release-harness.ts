@@ -20,7 +20,7 @@ import { createActivities } from '../../src/activities';
 import { TASK_QUEUE } from '../../src/config/temporal-connection';
 import type { PlatformConfig } from '../../src/config/platform-config';
 import { startSandbox, type Sandbox } from '../../src/sandbox/sandbox';
-import { WORKER_TUNING } from '../../src/worker';
+import { WORKER_TUNING, connectWorker } from '../../src/worker';
 import type { ReleaseInput, ReleaseStatus } from '../../src/schemas/release';
 import { RELEASE_WORKFLOW_TYPE, releaseWorkflowId, statusQuery } from '../../src/workflows/definitions';
 import { DEVSERVER_EXECUTABLE } from '../devserver/helpers';
@@ -81,8 +81,14 @@ export async function startReleaseHarness(options: HarnessOptions = {}): Promise
     env,
     sandbox,
     async withWorker(fn) {
+      // The worker connects as `npm start` does (connectWorker); the environment's own connection is the
+      // SDK's default one.
+      const connection = await connectWorker(
+        { address: env.address, namespace: env.namespace ?? 'default', tls: undefined, apiKey: undefined },
+        env.address,
+      );
       const worker = await Worker.create({
-        connection: env.nativeConnection,
+        connection,
         namespace: env.namespace ?? 'default',
         taskQueue: TASK_QUEUE,
         workflowBundle: workflowBundleCode,
@@ -95,7 +101,11 @@ export async function startReleaseHarness(options: HarnessOptions = {}): Promise
           temporal: { client: env.client, taskQueue: TASK_QUEUE },
         }),
       });
-      return worker.runUntil(fn);
+      try {
+        return await worker.runUntil(fn);
+      } finally {
+        await connection.close();
+      }
     },
     async startRelease(input) {
       return env.client.workflow.start(RELEASE_WORKFLOW_TYPE, {
