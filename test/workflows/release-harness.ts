@@ -126,7 +126,13 @@ export async function startReleaseHarness(options: HarnessOptions = {}): Promise
   return harness;
 }
 
-/** Polls the release's status until `accept` holds (driven by the server, bounded in real time). */
+/**
+ * Polls the release's status until `accept` holds (driven by the server, bounded in real time).
+ *
+ * The status changes only in a workflow task, and every workflow task lengthens the history; so the history
+ * length is read first (a call the server answers alone) and the status is queried (a task for the worker,
+ * in line with the release's own tasks) only when the history has grown since the last query.
+ */
 export async function waitForStatus(
   harness: ReleaseHarness,
   handle: WorkflowHandle,
@@ -136,10 +142,15 @@ export async function waitForStatus(
 ): Promise<ReleaseStatus> {
   const deadline = Date.now() + timeoutMs;
   let last: ReleaseStatus | undefined;
+  let queriedAt = -1;
   for (;;) {
     try {
-      last = await harness.status(handle);
-      if (accept(last)) return last;
+      const { historyLength } = await handle.describe();
+      if (historyLength !== queriedAt) {
+        last = await harness.status(handle);
+        queriedAt = historyLength;
+        if (accept(last)) return last;
+      }
     } catch (err) {
       // The first workflow task may not have run yet: the query has nothing to answer.
       if (Date.now() > deadline) throw err;
