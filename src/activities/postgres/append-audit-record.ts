@@ -7,8 +7,9 @@ import crypto from 'node:crypto';
 import type { SecretRedactor } from '../../config/credential-ref';
 import { cancellationSignal, idempotencyKey } from '../activity-support';
 import { classifyPostgresError } from './classify-postgres-failure';
-import type { ConnectionSettings, OpenConnection } from './postgres-connection';
-import { ensureSchema, openConnection, throwIfCancelled } from './postgres-connection';
+import type pg from 'pg';
+import type { ConnectionSettings } from './postgres-connection';
+import { KeptConnections, ensureSchema, throwIfCancelled } from './postgres-connection';
 import type { AppendAuditRecordResult, AppendAuditRecordsResult } from './postgres-schemas';
 import { AppendAuditRecordInput, AppendAuditRecordsInput } from './postgres-schemas';
 import { parseActivityInput as parseInput } from '../activity-support';
@@ -76,6 +77,8 @@ function redactDeep(value: unknown, redactor: SecretRedactor): unknown {
  * `inserted: false`. The first call on a database creates `internal.audit_deploy` and its append-only
  * trigger (under a transaction-scoped advisory lock, so concurrent first calls do not collide).
  *
+ * Calls share up to two connections kept open between them (see `KeptConnections`); `end()` closes them.
+ *
  * Fails with: `UpstreamUnavailable` (retryable) when the server is unreachable; `Unauthorized` on
  * authentication or privilege errors (the role needs INSERT and SELECT on the table, and CREATE on the
  * database the first time); `InvalidInput` for a malformed record; `OperationFailed` for other SQL errors.
@@ -84,11 +87,11 @@ export function makeAppendAuditRecord(deps: AuditDependencies) {
   const { settings } = deps;
   const redactor = settings.redactor;
   const ddlLock = crypto.createHash('sha256').update(`aceh-release:ddl:${TABLE}`).digest().readBigInt64BE(0);
+  const connections = new KeptConnections(settings);
   let ensured = false;
 
-  async function ensureTable(conn: OpenConnection): Promise<void> {
+  async function ensureTable(c: pg.ClientBase): Promise<void> {
     if (ensured) return;
-    const c = conn.client;
     try {
       const present = await c.query<{ n: string }>(
         `SELECT count(*)::text AS n FROM pg_trigger
@@ -114,44 +117,65 @@ export function makeAppendAuditRecord(deps: AuditDependencies) {
     }
   }
 
-  /** Inserts one row once per key on an open connection; returns its id and whether this call wrote it. */
-  async function insertRow(
-    conn: OpenConnection,
-    record: AppendAuditRecordInput,
-    key: string,
+  /**
+   * Inserts rows in one statement (so in one transaction: all or none), each once per key, in order; returns
+   * per row its id and whether this call wrote it. Rows whose key exists already are read back.
+   */
+  async function insertRows(
+    c: pg.ClientBase,
+    rows: { record: AppendAuditRecordInput; key: string }[],
     execution: { workflowId: string; runId: string | null },
-  ): Promise<AppendAuditRecordResult> {
+  ): Promise<AppendAuditRecordResult[]> {
     const text = (v: string | undefined) => (v === undefined ? null : redactor.redact(v));
+    const column = (f: (r: AppendAuditRecordInput) => string | undefined) =>
+      rows.map((r) => text(f(r.record)));
     try {
-      const inserted = await conn.client.query<{ id: string }>(
+      const inserted = await c.query<{ key: string; id: string }>(
         `INSERT INTO ${TABLE}
            (workflow_id, run_id, step, actor, action, version, digest, decision, details, idempotency_key)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10)
+         SELECT $1, $2, step, actor, action, version, digest, decision, details::jsonb, key
+           FROM unnest($3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[],
+                       $10::text[])
+                WITH ORDINALITY AS r(step, actor, action, version, digest, decision, details, key, n)
+          ORDER BY n
          ON CONFLICT (idempotency_key) DO NOTHING
-         RETURNING id::text AS id`,
+         RETURNING idempotency_key AS key, id::text AS id`,
         [
           execution.workflowId,
           execution.runId,
-          text(record.step),
-          text(record.actor),
-          text(record.action),
-          text(record.version),
-          text(record.digest),
-          text(record.decision),
-          JSON.stringify(redactDeep(record.details ?? {}, redactor)),
-          key,
+          column((r) => r.step),
+          column((r) => r.actor),
+          column((r) => r.action),
+          column((r) => r.version),
+          column((r) => r.digest),
+          column((r) => r.decision),
+          rows.map((r) => JSON.stringify(redactDeep(r.record.details ?? {}, redactor))),
+          rows.map((r) => r.key),
         ],
       );
-      const id = inserted.rows[0]?.id;
-      if (id !== undefined) return { id, inserted: true };
-      const existing = await conn.client.query<{ id: string }>(
-        `SELECT id::text AS id FROM ${TABLE} WHERE idempotency_key = $1`,
-        [key],
-      );
-      const existingId = existing.rows[0]?.id;
-      if (existingId === undefined)
-        throw new Error(`the row with idempotency key ${key} conflicted but cannot be read back`);
-      return { id: existingId, inserted: false };
+      const written = new Map(inserted.rows.map((r) => [r.key, r.id]));
+      const missing = rows.map((r) => r.key).filter((k) => !written.has(k));
+      const existing = new Map<string, string>();
+      if (missing.length > 0) {
+        const found = await c.query<{ key: string; id: string }>(
+          `SELECT idempotency_key AS key, id::text AS id FROM ${TABLE} WHERE idempotency_key = ANY($1::text[])`,
+          [missing],
+        );
+        for (const r of found.rows) existing.set(r.key, r.id);
+      }
+      return rows.map(({ key }) => {
+        const id = written.get(key);
+        if (id !== undefined) {
+          // A key given twice in one batch is written once: the second is the row recorded first.
+          written.delete(key);
+          existing.set(key, id);
+          return { id, inserted: true };
+        }
+        const existingId = existing.get(key);
+        if (existingId === undefined)
+          throw new Error(`the row with idempotency key ${key} conflicted but cannot be read back`);
+        return { id: existingId, inserted: false };
+      });
     } catch (err) {
       throw classifyPostgresError(err, { operation: `append to ${TABLE}`, redactor });
     }
@@ -165,45 +189,42 @@ export function makeAppendAuditRecord(deps: AuditDependencies) {
     };
   }
 
+  /** Writes rows on a kept connection; a connection that saw an error is dropped. */
+  async function write(
+    rows: { record: AppendAuditRecordInput; key: string }[],
+  ): Promise<AppendAuditRecordResult[]> {
+    const signal = cancellationSignal();
+    const execution = executionOf();
+    throwIfCancelled(signal);
+    const conn = await connections.acquire(`connect to append to ${TABLE}`);
+    let broken = true;
+    try {
+      await ensureTable(conn.client);
+      throwIfCancelled(signal);
+      const results = await insertRows(conn.client, rows, execution);
+      broken = false;
+      return results;
+    } finally {
+      conn.release(broken);
+    }
+  }
+
   /** Appends one audit row, once per idempotency key; see the factory's TSDoc. */
   async function appendAuditRecord(input: AppendAuditRecordInput): Promise<AppendAuditRecordResult> {
     const record = parseInput(AppendAuditRecordInput, input, 'appendAuditRecord');
-    const signal = cancellationSignal();
-    const key = record.idempotencyKey ?? idempotencyKey();
-    const execution = executionOf();
-    throwIfCancelled(signal);
-    const conn = await openConnection(settings, `connect to append to ${TABLE}`);
-    try {
-      await ensureTable(conn);
-      return await insertRow(conn, record, key, execution);
-    } finally {
-      await conn.close();
-    }
+    const [result] = await write([{ record, key: record.idempotencyKey ?? idempotencyKey() }]);
+    return result!;
   }
 
   /**
-   * Appends several rows in order on one connection, each once per its idempotency key (a retry writes
-   * only the rows the failed attempt did not). One call instead of one per row: fewer round trips, and
-   * fewer workflow tasks for the workflow that writes them.
+   * Appends several rows in order in one statement, each once per its idempotency key (a retry writes
+   * only the rows that are missing). One call instead of one per row: fewer round trips, and fewer
+   * workflow tasks for the workflow that writes them.
    */
   async function appendAuditRecords(input: AppendAuditRecordsInput): Promise<AppendAuditRecordsResult> {
     const { rows } = parseInput(AppendAuditRecordsInput, input, 'appendAuditRecords');
-    const signal = cancellationSignal();
-    const execution = executionOf();
-    throwIfCancelled(signal);
-    const conn = await openConnection(settings, `connect to append to ${TABLE}`);
-    try {
-      await ensureTable(conn);
-      const results: AppendAuditRecordResult[] = [];
-      for (const row of rows) {
-        throwIfCancelled(signal);
-        results.push(await insertRow(conn, row, row.idempotencyKey, execution));
-      }
-      return { rows: results };
-    } finally {
-      await conn.close();
-    }
+    return { rows: await write(rows.map((record) => ({ record, key: record.idempotencyKey }))) };
   }
 
-  return { appendAuditRecord, appendAuditRecords };
+  return { appendAuditRecord, appendAuditRecords, end: () => connections.end() };
 }

@@ -56,15 +56,17 @@ function parseTableName(name: string): { schema: string; table: string } {
 }
 
 /**
- * Builds the PostgreSQL activities over one database. Every activity opens its own connection and closes
- * it before returning; the password is only in the driver's config and the tools' `PGPASSWORD`, and
- * every failure message passes through the redactor.
+ * Builds the PostgreSQL activities over one database. Migrations and snapshots open their own connection
+ * and close it before returning; the audit activities share up to two connections kept open between calls
+ * and closed after ten idle seconds. The password is only in the driver's config and the tools'
+ * `PGPASSWORD`, and every failure message passes through the redactor.
  *
  * - `applyMigrations`: each `*.sql` file once, in order, one transaction per file, recorded with its
  *   sha256 under an advisory lock (check-then-act inside the lock; see `makeApplyMigrations`).
  * - `appendAuditRecord`: one row in the append-only `internal.audit_deploy` per idempotency key
- * - `appendAuditRecords`: several such rows in one call (the release journal writes its rows this way)
  *   (`ON CONFLICT DO NOTHING`, the existing row's id on replay).
+ * - `appendAuditRecords`: several such rows in one statement, so all or none (the release journal writes
+ *   its rows this way).
  * - `takeSnapshot`: `pg_dump -Fc` to `<snapshotDir>/<database>--<key>-<hash>.dump`, named from the
  *   idempotency key (default `<workflowId>/<activityId>`). Written as `.partial`, hashed while streaming,
  *   renamed when complete; a replay that finds the complete file (size and sha256 as recorded in the

@@ -1,8 +1,11 @@
 /**
- * How the PostgreSQL activities reach the database: one short-lived `pg.Client` per activity call (no pool
- * outlives a call, so a worker holds no idle connections and a broken connection never poisons the next
- * attempt), and the environment for the `pg_dump` / `pg_restore` children, which receive the password in
- * `PGPASSWORD` and never on their command line.
+ * How the PostgreSQL activities reach the database, and the environment for the `pg_dump` / `pg_restore`
+ * children, which receive the password in `PGPASSWORD` and never on their command line.
+ *
+ * Migrations and snapshots open one short-lived `pg.Client` per activity call. The audit, which a release
+ * calls a few dozen times within minutes, keeps up to two connections open between calls
+ * ({@link KeptConnections}): connecting and authenticating cost more than its insert. Those close after ten
+ * idle seconds, so an idle worker holds no connection, and one that saw any error is dropped, never reused.
  */
 import { CancelledFailure } from '@temporalio/common';
 import pg from 'pg';
@@ -110,6 +113,64 @@ export async function openConnection(
   } catch (err) {
     await client.end().catch(() => undefined);
     throw classifyPostgresError(err, { operation, redactor: settings.redactor });
+  }
+}
+
+/** A connection lent by {@link KeptConnections}; `release(broken)` gives it back, or drops it when broken. */
+export interface KeptConnection {
+  client: pg.PoolClient;
+  release(broken: boolean): void;
+}
+
+/**
+ * Up to `max` connections kept open between activity calls, each closed after `idleMs` unused. The pool
+ * is made on first use; a connection that broke while idle is dropped by the pool, and the caller drops
+ * one that saw an error (`release(true)`), so the next call connects afresh.
+ */
+export class KeptConnections {
+  private pool: pg.Pool | undefined;
+
+  constructor(
+    private readonly settings: ConnectionSettings,
+    private readonly options: { max: number; idleMs: number } = { max: 2, idleMs: 10_000 },
+  ) {}
+
+  /** A connection; a failure to connect is classified like {@link openConnection}'s. */
+  async acquire(operation: string): Promise<KeptConnection> {
+    if (!this.pool) {
+      this.pool = new pg.Pool({
+        ...clientConfig(this.settings),
+        max: this.options.max,
+        idleTimeoutMillis: this.options.idleMs,
+        // Idle connections never keep the worker's process alive.
+        allowExitOnIdle: true,
+      });
+      // An idle connection that breaks emits 'error' on the pool, which drops it; without a listener that
+      // would crash the worker.
+      this.pool.on('error', () => undefined);
+    }
+    let client: pg.PoolClient;
+    try {
+      client = await this.pool.connect();
+    } catch (err) {
+      throw classifyPostgresError(err, { operation, redactor: this.settings.redactor });
+    }
+    let released = false;
+    return {
+      client,
+      release: (broken) => {
+        if (released) return;
+        released = true;
+        client.release(broken);
+      },
+    };
+  }
+
+  /** Closes every kept connection (a worker's shutdown, a test's end); the next `acquire` opens a new pool. */
+  async end(): Promise<void> {
+    const pool = this.pool;
+    this.pool = undefined;
+    await pool?.end().catch(() => undefined);
   }
 }
 

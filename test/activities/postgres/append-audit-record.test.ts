@@ -225,6 +225,60 @@ describe('appendAuditRecords', () => {
     ]);
   });
 
+  it('writes a batch whole or not at all, and a key given twice in it once', async () => {
+    const db = await kit.freshDatabase('audit');
+    const acts = kit.activities(db);
+    const { run, workflowId } = kit.env('batch-3');
+    const row = (seq: number, action = `step-${seq}`) => ({
+      ...record,
+      action,
+      details: { seq },
+      idempotencyKey: `${workflowId}/audit/${seq}`,
+    });
+    // PostgreSQL cannot store a NUL character: the third row fails, so the statement writes none.
+    const f = await failureOf(run(acts.appendAuditRecords, { rows: [row(1), row(2), row(3, 'nul\u0000')] }));
+    expect(f.type).toBe('OperationFailed');
+    expect(await rows(db)).toEqual([]);
+
+    const written = await run(acts.appendAuditRecords, { rows: [row(1), row(2), row(1)] });
+    expect(written.rows.map((r) => r.inserted)).toEqual([true, true, false]);
+    expect(written.rows[2]!.id).toBe(written.rows[0]!.id);
+    expect((await rows(db)).map((r) => r.action)).toEqual(['step-1', 'step-2']);
+  });
+
+  it('keeps its connection between calls, and connects again when the server dropped it', async () => {
+    const db = await kit.freshDatabase('audit');
+    const acts = kit.activities(db);
+    const { run, workflowId } = kit.env('batch-4');
+    const row = (seq: number) => ({
+      ...record,
+      details: { seq },
+      idempotencyKey: `${workflowId}/audit/${seq}`,
+    });
+    const backends = async () =>
+      (
+        await kit.query<{ pid: number }>(
+          db,
+          `SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`,
+        )
+      ).map((r) => r.pid);
+
+    for (let seq = 1; seq <= 5; seq++) await run(acts.appendAuditRecords, { rows: [row(seq)] });
+    const kept = await backends();
+    expect(kept).toHaveLength(1);
+
+    // The server ends the kept connection (a restart, an idle timeout of a proxy): nothing is lost.
+    await kit.query(db, 'SELECT pg_terminate_backend($1)', [kept[0]]);
+    while ((await backends()).length > 0) await new Promise((resolve) => setTimeout(resolve, 20));
+    // The closed socket reaches the worker's event loop; the pool drops the connection.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await run(acts.appendAuditRecords, { rows: [row(6)] });
+    expect((await rows(db)).map((r) => r.details['seq'])).toEqual([1, 2, 3, 4, 5, 6]);
+    const now = await backends();
+    expect(now).toHaveLength(1);
+    expect(now[0]).not.toBe(kept[0]);
+  });
+
   it('refuses a row without its own idempotency key, writing nothing', async () => {
     const db = await kit.freshDatabase('audit');
     const acts = kit.activities(db);
