@@ -7,11 +7,16 @@
  * server with time skipped, the real worker and activities. Printed per run and as medians:
  *
  *   wall        from the start request to the result, real time (goal: under 5 s);
- *   approval    from the final approval signal to the start of the production deploy, measured two ways:
- *               `workflow` is the gap between the approval record and the deploy step in the release's own
- *               status (workflow time, no timer lies between them, so no time is skipped there), and
- *               `client` is real time from sending the signal until a status query first shows the deploy
- *               running (an upper bound: it includes the polling). Goal: under 200 ms.
+ *   approval    from the final approval signal to the start of the production deploy (goal: under 200 ms),
+ *               measured two ways: `workflow` is the gap between the approval record and the deploy step in
+ *               the release's own status (workflow time; no timer lies between them, so no time is
+ *               skipped there), and `server` is the gap between the `approve` signal's event and the
+ *               production deploy's child-workflow event in the release's history (the server's clock).
+ *
+ * The client polls the status (a describe, and a query when the history grew) only to send the QA result
+ * and the approval when the release waits for them. It does not poll between the approval and the result:
+ * every query is a task for the same worker, in line with the release's own tasks, and would slow the span
+ * it measures.
  *
  * The first run warms the bundle, the connections and the sandbox; it is printed but left out of the
  * medians.
@@ -19,7 +24,13 @@
 import { parseArgs } from 'node:util';
 import type { ReleaseResult } from '../src/schemas/release';
 import { approveSignal, qaResultSignal } from '../src/workflows/definitions';
-import { inPhase, startReleaseHarness, waitForStatus } from '../test/workflows/release-harness';
+import { temporal } from '@temporalio/proto';
+import {
+  inPhase,
+  startReleaseHarness,
+  waitForStatus,
+  type ReleaseHarness,
+} from '../test/workflows/release-harness';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '6' } } });
 const runs = Math.max(2, Number(values.runs));
@@ -30,9 +41,32 @@ const median = (xs: number[]): number => {
   return s.length % 2 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
 };
 
+const EventType = temporal.api.enums.v1.EventType;
+const eventMs = (e: temporal.api.history.v1.IHistoryEvent): number =>
+  Number(e.eventTime?.seconds ?? 0) * 1000 + (e.eventTime?.nanos ?? 0) / 1e6;
+
+/** Server time from the last `approve` signal to the next child workflow started (the production deploy). */
+async function approvalToDeployInHistory(h: ReleaseHarness, workflowId: string): Promise<number> {
+  const { history } = await h.env.client.workflowService.getWorkflowExecutionHistory({
+    namespace: h.env.namespace ?? 'default',
+    execution: { workflowId },
+    maximumPageSize: 10_000,
+  });
+  const events = history?.events ?? [];
+  let approved = -1;
+  events.forEach((e, i) => {
+    if (e.workflowExecutionSignaledEventAttributes?.signalName === approveSignal.name) approved = i;
+  });
+  const deploy = events.findIndex(
+    (e, i) => i > approved && e.eventType === EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+  );
+  if (approved < 0 || deploy < 0) throw new Error(`${workflowId}: no approval or no deploy in its history`);
+  return eventMs(events[deploy]!) - eventMs(events[approved]!);
+}
+
 async function main(): Promise<void> {
   const h = await startReleaseHarness();
-  const rows: { wall: number; workflowGap: number; clientGap: number }[] = [];
+  const rows: { wall: number; workflowGap: number; serverGap: number }[] = [];
   try {
     await h.withWorker(async () => {
       for (let i = 0; i < runs; i++) {
@@ -43,15 +77,7 @@ async function main(): Promise<void> {
         await waitForStatus(h, handle, inPhase('qa-gate'), 'the QA gate');
         await handle.signal(qaResultSignal, { passed: true, reporter: 'qa-bot' });
         await waitForStatus(h, handle, inPhase('awaiting-approval'), 'approval');
-        const sent = performance.now();
         await handle.signal(approveSignal, { approver: 'tech-lead' });
-        await waitForStatus(
-          h,
-          handle,
-          (s) => s.steps.some((x) => x.name.startsWith('production deploy')),
-          'the deploy',
-        );
-        const seen = performance.now();
         const { status } = (await handle.result()) as ReleaseResult;
         const wall = performance.now() - t0;
         if (status.phase !== 'released') throw new Error(`run ${i}: ${status.phase}: ${status.outcome}`);
@@ -59,9 +85,10 @@ async function main(): Promise<void> {
         const deployAt = Date.parse(
           status.steps.find((s) => s.name.startsWith('production deploy'))!.startedAt,
         );
-        rows.push({ wall, workflowGap: deployAt - approvedAt, clientGap: seen - sent });
+        const serverGap = await approvalToDeployInHistory(h, handle.workflowId);
+        rows.push({ wall, workflowGap: deployAt - approvedAt, serverGap });
         process.stdout.write(
-          `run ${i}${i === 0 ? ' (warm-up)' : ''}: wall ${wall.toFixed(0)} ms, approval -> deploy ${deployAt - approvedAt} ms (workflow), ${(seen - sent).toFixed(0)} ms (client)\n`,
+          `run ${i}${i === 0 ? ' (warm-up)' : ''}: wall ${wall.toFixed(0)} ms, approval -> deploy ${deployAt - approvedAt} ms (workflow), ${serverGap.toFixed(0)} ms (server)\n`,
         );
       }
     });
@@ -71,11 +98,11 @@ async function main(): Promise<void> {
   const measured = rows.slice(1);
   const wall = median(measured.map((r) => r.wall));
   const gap = median(measured.map((r) => r.workflowGap));
-  const client = median(measured.map((r) => r.clientGap));
+  const server = median(measured.map((r) => r.serverGap));
   process.stdout.write(
     `\nmedian of ${measured.length} runs:\n` +
       `  full release, wall time        ${wall.toFixed(0)} ms   (goal < 5000 ms: ${wall < 5000 ? 'met' : 'missed'})\n` +
-      `  approval -> production deploy  ${gap.toFixed(0)} ms workflow, ${client.toFixed(0)} ms client   (goal < 200 ms: ${gap < 200 ? 'met' : 'missed'})\n`,
+      `  approval -> production deploy  ${gap.toFixed(0)} ms workflow, ${server.toFixed(0)} ms server   (goal < 200 ms: ${gap < 200 ? 'met' : 'missed'})\n`,
   );
 }
 
