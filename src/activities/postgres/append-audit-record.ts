@@ -77,7 +77,8 @@ function redactDeep(value: unknown, redactor: SecretRedactor): unknown {
  * `inserted: false`. The first call on a database creates `internal.audit_deploy` and its append-only
  * trigger (under a transaction-scoped advisory lock, so concurrent first calls do not collide).
  *
- * Calls share up to two connections kept open between them (see `KeptConnections`); `end()` closes them.
+ * Calls share up to two connections kept open between them (see `KeptConnections`), which close after ten
+ * idle seconds and never keep the worker's process alive.
  *
  * Fails with: `UpstreamUnavailable` (retryable) when the server is unreachable; `Unauthorized` on
  * authentication or privilege errors (the role needs INSERT and SELECT on the table, and CREATE on the
@@ -226,5 +227,5 @@ export function makeAppendAuditRecord(deps: AuditDependencies) {
     return { rows: await write(rows.map((record) => ({ record, key: record.idempotencyKey }))) };
   }
 
-  return { appendAuditRecord, appendAuditRecords, end: () => connections.end() };
+  return { appendAuditRecord, appendAuditRecords };
 }

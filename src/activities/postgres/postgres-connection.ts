@@ -165,13 +165,6 @@ export class KeptConnections {
       },
     };
   }
-
-  /** Closes every kept connection (a worker's shutdown, a test's end); the next `acquire` opens a new pool. */
-  async end(): Promise<void> {
-    const pool = this.pool;
-    this.pool = undefined;
-    await pool?.end().catch(() => undefined);
-  }
 }
 
 /**
