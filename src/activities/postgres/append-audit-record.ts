@@ -77,7 +77,7 @@ function redactDeep(value: unknown, redactor: SecretRedactor): unknown {
  * `inserted: false`. The first call on a database creates `internal.audit_deploy` and its append-only
  * trigger (under a transaction-scoped advisory lock, so concurrent first calls do not collide).
  *
- * Calls share up to two connections kept open between them (see `KeptConnections`), which close after ten
+ * Calls share up to four connections kept open between them (see `KeptConnections`), which close after ten
  * idle seconds and never keep the worker's process alive.
  *
  * Fails with: `UpstreamUnavailable` (retryable) when the server is unreachable; `Unauthorized` on

@@ -53,6 +53,8 @@ const NETWORK_MESSAGES = [
   /the database system is (starting up|shutting down|in recovery mode)/i,
   /terminating connection due to administrator command/i,
   /Connection timed out/i,
+  // pg.Pool: no connection came free, or none could be opened, within its connect timeout.
+  /timeout exceeded when trying to connect/i,
 ];
 
 const RETRYABLE_SQLSTATES = new Set(['57P01', '57P02', '57P03', '40001', '40P01', '55P03']);

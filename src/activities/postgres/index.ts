@@ -57,7 +57,7 @@ function parseTableName(name: string): { schema: string; table: string } {
 
 /**
  * Builds the PostgreSQL activities over one database. Migrations and snapshots open their own connection
- * and close it before returning; the audit activities share up to two connections kept open between calls
+ * and close it before returning; the audit activities share up to four connections kept open between calls
  * and closed after ten idle seconds. The password is only in the driver's config and the tools'
  * `PGPASSWORD`, and every failure message passes through the redactor.
  *

@@ -3,7 +3,7 @@
  * children, which receive the password in `PGPASSWORD` and never on their command line.
  *
  * Migrations and snapshots open one short-lived `pg.Client` per activity call. The audit, which a release
- * calls a few dozen times within minutes, keeps up to two connections open between calls
+ * calls a few dozen times within minutes, keeps up to four connections open between calls
  * ({@link KeptConnections}): connecting and authenticating cost more than its insert. Those close after ten
  * idle seconds, so an idle worker holds no connection, and one that saw any error is dropped, never reused.
  */
@@ -125,14 +125,15 @@ export interface KeptConnection {
 /**
  * Up to `max` connections kept open between activity calls, each closed after `idleMs` unused. The pool
  * is made on first use; a connection that broke while idle is dropped by the pool, and the caller drops
- * one that saw an error (`release(true)`), so the next call connects afresh.
+ * one that saw an error (`release(true)`), so the next call connects afresh. A call that finds all `max`
+ * in use waits for one, at most the connect timeout, then fails as the server being unreachable would.
  */
 export class KeptConnections {
   private pool: pg.Pool | undefined;
 
   constructor(
     private readonly settings: ConnectionSettings,
-    private readonly options: { max: number; idleMs: number } = { max: 2, idleMs: 10_000 },
+    private readonly options: { max: number; idleMs: number } = { max: 4, idleMs: 10_000 },
   ) {}
 
   /** A connection; a failure to connect is classified like {@link openConnection}'s. */

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { PostgresCluster } from '../../../src/sandbox/postgres-cluster';
 import { startPostgresCluster } from '../../../src/sandbox/postgres-cluster';
@@ -277,6 +278,46 @@ describe('appendAuditRecords', () => {
     const now = await backends();
     expect(now).toHaveLength(1);
     expect(now[0]).not.toBe(kept[0]);
+  });
+
+  it('with every kept connection busy, a further call waits, then fails as retryable', async () => {
+    const db = await kit.freshDatabase('audit');
+    const acts = kit.activities(db, { connectTimeoutMs: 1000 });
+    const { run, workflowId } = kit.env('batch-5');
+    const row = (seq: number) => ({
+      ...record,
+      details: { seq },
+      idempotencyKey: `${workflowId}/audit/${seq}`,
+    });
+    await run(acts.appendAuditRecords, { rows: [row(0)] });
+
+    // Someone holds the table: the four kept connections each wait on it with a row.
+    const holder = new pg.Client({
+      host: cluster.host,
+      port: cluster.port,
+      database: db,
+      user: cluster.superuser,
+      password: cluster.superuserPassword,
+    });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE internal.audit_deploy IN ACCESS EXCLUSIVE MODE');
+      const waiting = [1, 2, 3, 4].map((seq) => run(acts.appendAuditRecords, { rows: [row(seq)] }));
+      const f = await failureOf(run(acts.appendAuditRecords, { rows: [row(5)] }));
+      expect(f.type).toBe('UpstreamUnavailable');
+      expect(f.nonRetryable).toBe(false);
+      await holder.query('COMMIT');
+      expect((await Promise.all(waiting)).map((r) => r.rows[0]!.inserted)).toEqual([true, true, true, true]);
+    } finally {
+      await holder.end();
+    }
+    // The retry of the refused call, once a connection is free, writes its row. (The four waiting calls
+    // wrote theirs in whatever order the lock let them go.)
+    await run(acts.appendAuditRecords, { rows: [row(5)] });
+    const seqs = (await rows(db)).map((r) => r.details['seq'] as number);
+    expect(seqs.at(-1)).toBe(5);
+    expect(seqs.sort()).toEqual([0, 1, 2, 3, 4, 5]);
   });
 
   it('refuses a row without its own idempotency key, writing nothing', async () => {

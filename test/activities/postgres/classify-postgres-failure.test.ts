@@ -49,6 +49,7 @@ describe('classifyPostgresError', () => {
     ],
     [new Error('Connection terminated unexpectedly'), 'UpstreamUnavailable', false],
     [new Error('Connection terminated due to connection timeout'), 'UpstreamUnavailable', false],
+    [new Error('timeout exceeded when trying to connect'), 'UpstreamUnavailable', false],
     [Object.assign(new Error('read ECONNRESET'), { code: 'ECONNRESET' }), 'UpstreamUnavailable', false],
     [
       Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }),
