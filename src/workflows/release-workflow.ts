@@ -91,6 +91,8 @@ const CHECK_AFTER_STOPPED_DEPLOY = 'check-after-stopped-deploy';
 const FREEZE_PHASE_ONLY_IN_WINDOW = 'freeze-phase-only-in-window';
 /** Patch id: approvals are taken from the moment the phase is awaiting-approval. */
 const ACCEPT_APPROVALS_ON_ENTRY = 'accept-approvals-on-entry';
+/** Patch id: rollback readiness starts the database snapshot before its other checks. */
+const SNAPSHOT_FIRST = 'snapshot-first';
 
 const STRATEGY_WORKFLOWS = {
   'blue-green': blueGreenDeployWorkflow,
@@ -867,7 +869,35 @@ class Release {
 
   private async prepareRollback(settings: ReleaseSettings, imageTag: string, digest: string): Promise<void> {
     const journal = this.journal;
+    // The checks run side by side. The database snapshot (pg_dump) takes longest and the production deploy
+    // waits for it, so it starts first.
+    const snapshotFirst = settings.preDeploymentSnapshot && patched(SNAPSHOT_FIRST);
+    const snapshotStep = (): Promise<unknown> =>
+      settings.preDeploymentSnapshot
+        ? journal.step(
+            'pre-deployment database snapshot',
+            async () => {
+              const snapshot = await database.takeSnapshot({});
+              this.snapshot = {
+                path: snapshot.path,
+                sizeBytes: snapshot.sizeBytes,
+                takenAt: snapshot.takenAt,
+                sha256: snapshot.sha256,
+              };
+              return snapshot;
+            },
+            (s) => `${s.path} (${s.sizeBytes} bytes, taken ${s.takenAt})`,
+          )
+        : Promise.resolve(
+            journal.note(
+              'pre-deployment database snapshot',
+              'skipped',
+              'database.preDeploymentSnapshot is off',
+            ),
+          );
+    const snapshotStarted = snapshotFirst ? snapshotStep() : undefined;
     await Promise.all([
+      snapshotStarted,
       journal.step('image still bound to the approved digest', async () => {
         const now = await read.resolveImageDigest({ tag: imageTag });
         if (now.digest !== digest) {
@@ -898,28 +928,7 @@ class Release {
         },
         (d) => d,
       ),
-      settings.preDeploymentSnapshot
-        ? journal.step(
-            'pre-deployment database snapshot',
-            async () => {
-              const snapshot = await database.takeSnapshot({});
-              this.snapshot = {
-                path: snapshot.path,
-                sizeBytes: snapshot.sizeBytes,
-                takenAt: snapshot.takenAt,
-                sha256: snapshot.sha256,
-              };
-              return snapshot;
-            },
-            (s) => `${s.path} (${s.sizeBytes} bytes, taken ${s.takenAt})`,
-          )
-        : Promise.resolve(
-            journal.note(
-              'pre-deployment database snapshot',
-              'skipped',
-              'database.preDeploymentSnapshot is off',
-            ),
-          ),
+      snapshotFirst ? undefined : snapshotStep(),
       journal.step(
         'deployment snapshot (Proxmox)',
         async () => {
