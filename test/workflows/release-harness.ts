@@ -83,10 +83,12 @@ export async function startReleaseHarness(options: HarnessOptions = {}): Promise
     async withWorker(fn) {
       // The worker connects as `npm start` does (connectWorker); the environment's own connection is the
       // SDK's default one.
-      const connection = await connectWorker(
-        { address: env.address, namespace: env.namespace ?? 'default', tls: undefined, apiKey: undefined },
-        env.address,
-      );
+      const connection = await connectWorker({
+        address: env.address,
+        namespace: env.namespace ?? 'default',
+        tls: undefined,
+        apiKey: undefined,
+      });
       const worker = await Worker.create({
         connection,
         namespace: env.namespace ?? 'default',

@@ -197,16 +197,16 @@ export function makeAppendAuditRecord(deps: AuditDependencies) {
     const signal = cancellationSignal();
     const execution = executionOf();
     throwIfCancelled(signal);
-    const conn = await connections.acquire(`connect to append to ${TABLE}`);
+    const client = await connections.acquire(`connect to append to ${TABLE}`);
     let broken = true;
     try {
-      await ensureTable(conn.client);
+      await ensureTable(client);
       throwIfCancelled(signal);
-      const results = await insertRows(conn.client, rows, execution);
+      const results = await insertRows(client, rows, execution);
       broken = false;
       return results;
     } finally {
-      conn.release(broken);
+      client.release(broken);
     }
   }
 

@@ -116,33 +116,28 @@ export async function openConnection(
   }
 }
 
-/** A connection lent by {@link KeptConnections}; `release(broken)` gives it back, or drops it when broken. */
-export interface KeptConnection {
-  client: pg.PoolClient;
-  release(broken: boolean): void;
-}
+/** How many audit connections are kept, and how long one may sit idle before it is closed. */
+const KEPT_MAX = 4;
+const KEPT_IDLE_MS = 10_000;
 
 /**
- * Up to `max` connections kept open between activity calls, each closed after `idleMs` unused. The pool
- * is made on first use; a connection that broke while idle is dropped by the pool, and the caller drops
- * one that saw an error (`release(true)`), so the next call connects afresh. A call that finds all `max`
+ * Up to four connections kept open between activity calls, each closed after ten idle seconds. The pool is
+ * made on first use; a connection that broke while idle is dropped by the pool, and the caller drops one
+ * that saw an error (`client.release(true)`), so the next call connects afresh. A call that finds all four
  * in use waits for one, at most the connect timeout, then fails as the server being unreachable would.
  */
 export class KeptConnections {
   private pool: pg.Pool | undefined;
 
-  constructor(
-    private readonly settings: ConnectionSettings,
-    private readonly options: { max: number; idleMs: number } = { max: 4, idleMs: 10_000 },
-  ) {}
+  constructor(private readonly settings: ConnectionSettings) {}
 
-  /** A connection; a failure to connect is classified like {@link openConnection}'s. */
-  async acquire(operation: string): Promise<KeptConnection> {
+  /** A connection to give back with `release(broken)`; a failure to connect is classified. */
+  async acquire(operation: string): Promise<pg.PoolClient> {
     if (!this.pool) {
       this.pool = new pg.Pool({
         ...clientConfig(this.settings),
-        max: this.options.max,
-        idleTimeoutMillis: this.options.idleMs,
+        max: KEPT_MAX,
+        idleTimeoutMillis: KEPT_IDLE_MS,
         // Idle connections never keep the worker's process alive.
         allowExitOnIdle: true,
       });
@@ -150,21 +145,11 @@ export class KeptConnections {
       // would crash the worker.
       this.pool.on('error', () => undefined);
     }
-    let client: pg.PoolClient;
     try {
-      client = await this.pool.connect();
+      return await this.pool.connect();
     } catch (err) {
       throw classifyPostgresError(err, { operation, redactor: this.settings.redactor });
     }
-    let released = false;
-    return {
-      client,
-      release: (broken) => {
-        if (released) return;
-        released = true;
-        client.release(broken);
-      },
-    };
   }
 }
 
