@@ -20,7 +20,14 @@ export const USAGE = `Usage:
   temporal-devserver --help
 
 State lives in memory and is gone when the process ends. Search attribute types: Text, Keyword, Int,
-Double, Bool, Datetime, KeywordList.`;
+Double, Bool, Datetime, KeywordList.
+
+Activities a worker asks to run at once come back in its workflow-task completion (eager dispatch), as
+with the Temporal CLI's dev server; --dynamic-config-value system.enableActivityEagerExecution=false
+turns that off. Other dynamic config values are accepted and change nothing.`;
+
+/** The one dynamic config key this server reads. */
+const EAGER_ACTIVITY_KEY = 'system.enableActivityEagerExecution';
 
 export class UsageError extends Error {}
 
@@ -38,7 +45,6 @@ const IGNORED_VALUE_FLAGS = new Set([
   '--ui-public-path',
   '--metrics-port',
   '--http-port',
-  '--dynamic-config-value',
   '--sqlite-pragma',
   '--config',
   '--env',
@@ -127,6 +133,18 @@ export function parseCommandLine(argv: string[]): ParsedCommandLine {
       case '--time-skipping':
         options.timeSkipping = true;
         break;
+      case '--dynamic-config-value': {
+        const spec = value();
+        const at = spec.indexOf('=');
+        if (at <= 0)
+          throw new UsageError(`--dynamic-config-value takes Key=Value, got ${JSON.stringify(spec)}`);
+        if (spec.slice(0, at) !== EAGER_ACTIVITY_KEY) break;
+        const setting = spec.slice(at + 1).trim();
+        if (setting !== 'true' && setting !== 'false')
+          throw new UsageError(`${EAGER_ACTIVITY_KEY} takes true or false, got ${JSON.stringify(setting)}`);
+        options.eagerActivityExecution = setting === 'true';
+        break;
+      }
       default:
         if (IGNORED_VALUE_FLAGS.has(flag)) {
           value();

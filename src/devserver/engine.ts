@@ -130,6 +130,11 @@ export function decodeSearchAttribute(
 export interface EngineOptions {
   clock: VirtualClock;
   log?: (message: string) => void;
+  /**
+   * Hand activities a worker asks to run at once (`requestEagerExecution`) back in its workflow-task
+   * completion, as a real server with `system.enableActivityEagerExecution` does. On by default.
+   */
+  eagerActivityExecution?: boolean;
 }
 
 export class Engine {
@@ -139,9 +144,12 @@ export class Engine {
   private readonly queryTasks = new Map<string, { exec: Execution; query: PendingQuery }>();
   private readonly log: (message: string) => void;
 
+  readonly eagerActivityExecution: boolean;
+
   constructor(options: EngineOptions) {
     this.clock = options.clock;
     this.log = options.log ?? (() => undefined);
+    this.eagerActivityExecution = options.eagerActivityExecution ?? true;
   }
 
   // ---------------------------------------------------------------------------------------------------

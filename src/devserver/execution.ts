@@ -231,6 +231,8 @@ export class Execution {
   readonly children = new Map<number, ChildState>();
   private readonly runTimers: ClockTimer[] = [];
   private afterCommit: (() => void)[] = [];
+  /** Activities of the completing workflow task that its worker asked to run at once (eager dispatch). */
+  private eagerActivities: ActivityState[] = [];
 
   constructor(
     private readonly engine: Engine,
@@ -528,12 +530,16 @@ export class Execution {
     );
   }
 
-  /** RespondWorkflowTaskCompleted. Throws RpcError for stale tasks, unhandled commands and bad commands. */
+  /**
+   * RespondWorkflowTaskCompleted. Throws RpcError for stale tasks, unhandled commands and bad commands.
+   * Returns the activity tasks handed to the completing worker at once (eager dispatch): those it asked
+   * for with `requestEagerExecution`, when the server allows it, started under the worker's identity.
+   */
   completeWorkflowTask(
     scheduledEventId: number,
     attempt: number,
     req: temporal.api.workflowservice.v1.IRespondWorkflowTaskCompletedRequest,
-  ): void {
+  ): PollActivityTaskResponse[] {
     const wft = this.currentStartedTask(scheduledEventId, attempt);
     const commands = req.commands ?? [];
     const identity = req.identity ?? '';
@@ -579,16 +585,24 @@ export class Execution {
       if (!this.isRunning) break;
     }
     this.answerQueries(wft.queries, req.queryResults ?? {});
+    const eager = this.eagerActivities.splice(0);
+    const activityTasks: PollActivityTaskResponse[] = [];
     if (this.isRunning) {
       if (this.flushBuffered()) needWorkflowTask = true;
       const effects = this.afterCommit.splice(0);
       for (const effect of effects) effect();
+      // As the real server does after all commands: an activity cancelled in the same task is skipped.
+      for (const activity of eager) {
+        const task = this.startActivity(activity, activity.attempt, { identity });
+        if (task) activityTasks.push(task);
+      }
       if (needWorkflowTask) this.scheduleWorkflowTask();
       this.dispatchQueriesAfterTask();
     } else {
       this.afterCommit.splice(0);
       for (const q of this.pendingQueries.splice(0)) this.dispatchLegacyQuery(q);
     }
+    return activityTasks;
   }
 
   // ---------------------------------------------------------------------------------------------------
@@ -932,7 +946,10 @@ export class Execution {
         this.timeOutActivity(activity, TimeoutType.TIMEOUT_TYPE_SCHEDULE_TO_CLOSE, activity.attempt),
       );
     }
-    this.afterCommit.push(() => this.enqueueActivity(activity));
+    // Eager dispatch (the real server's `system.enableActivityEagerExecution`): the worker that completes
+    // this task receives the activity in its response, with no trip through the task queue.
+    if (a.requestEagerExecution && this.engine.eagerActivityExecution) this.eagerActivities.push(activity);
+    else this.afterCommit.push(() => this.enqueueActivity(activity));
   }
 
   private enqueueActivity(activity: ActivityState): void {

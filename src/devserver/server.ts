@@ -32,6 +32,8 @@ export interface DevServerOptions {
   searchAttributes?: Record<string, string>;
   /** Where internal errors are reported; stderr by default. */
   log?: (message: string) => void;
+  /** Eager activity dispatch (`system.enableActivityEagerExecution`); on by default, as in the Temporal CLI's dev server. */
+  eagerActivityExecution?: boolean;
 }
 
 const TYPE_BY_NAME: Record<string, number> = {
@@ -69,7 +71,11 @@ export class DevServer {
       startLocked: !options.startUnlocked,
       onError: (err) => log(`timer failed: ${String(err)}`),
     });
-    this.engine = new Engine({ clock: this.clock, log });
+    this.engine = new Engine({
+      clock: this.clock,
+      log,
+      eagerActivityExecution: options.eagerActivityExecution ?? true,
+    });
     const attributes: Record<string, number> = {};
     for (const [name, type] of Object.entries(options.searchAttributes ?? {}))
       attributes[name] = parseSearchAttributeType(type);

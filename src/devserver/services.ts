@@ -189,8 +189,7 @@ export function workflowServiceHandlers(engine: Engine): Handlers {
       const token = decodeTaskToken(req.taskToken, ['w']);
       if (token.k !== 'w') throw invalidArgument('taskToken is not a workflow task token');
       const exec = engine.run(engine.namespace(token.ns), { workflowId: token.wid, runId: token.rid });
-      exec.completeWorkflowTask(token.s, token.a, req);
-      return {};
+      return { activityTasks: exec.completeWorkflowTask(token.s, token.a, req) };
     },
 
     RespondWorkflowTaskFailed: (req: ws.IRespondWorkflowTaskFailedRequest) => {

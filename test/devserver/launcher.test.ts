@@ -512,6 +512,19 @@ describe('parseCommandLine', () => {
       1,
     ],
     [
+      'eager activity dispatch turned off by its dynamic config value',
+      createLocalArgv(12347, ['--dynamic-config-value', 'system.enableActivityEagerExecution=false']),
+      {
+        port: 12347,
+        host: '127.0.0.1',
+        timeSkipping: false,
+        namespaces: ['default'],
+        searchAttributes: {},
+        eagerActivityExecution: false,
+      },
+      0,
+    ],
+    [
       'inline values, short flags, several namespaces',
       [
         'server',
@@ -557,6 +570,11 @@ describe('parseCommandLine', () => {
     [['server', 'start-dev', '--frobnicate'], /unknown option "--frobnicate"/],
     [['start'], /unknown command "start"/],
     [['server', 'start-dev', '--search-attribute', 'A=Bogus'], /unknown search attribute type "Bogus"/],
+    [['server', 'start-dev', '--dynamic-config-value', 'no-value'], /--dynamic-config-value takes Key=Value/],
+    [
+      ['server', 'start-dev', '--dynamic-config-value', 'system.enableActivityEagerExecution=maybe'],
+      /takes true or false, got "maybe"/,
+    ],
   ])('rejects %j', (argv, message) => {
     expect(() => parseCommandLine(argv)).toThrow(UsageError);
     expect(() => parseCommandLine(argv)).toThrow(message);

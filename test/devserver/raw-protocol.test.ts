@@ -356,3 +356,114 @@ describe('retention', () => {
     });
   });
 });
+
+describe('eager activity dispatch', () => {
+  const scheduleActivity = (activityId: string, tq: string, requestEagerExecution: boolean) => ({
+    commandType: CommandType.COMMAND_TYPE_SCHEDULE_ACTIVITY_TASK,
+    scheduleActivityTaskCommandAttributes: {
+      activityId,
+      activityType: { name: 'rawActivity' },
+      taskQueue: { name: tq },
+      input: { payloads: [json(activityId)] },
+      startToCloseTimeout: msToTs(10_000),
+      requestEagerExecution,
+    },
+  });
+  const pollActivityTask = (conn: Connection, tq: string, timeoutMs = 20_000) =>
+    conn.withDeadline(Date.now() + timeoutMs, () =>
+      conn.workflowService.pollActivityTaskQueue({ namespace, taskQueue: { name: tq }, identity: 'poller' }),
+    );
+
+  it('hands the activities a completion asks for back in its response, started for the completing worker', async () => {
+    const tq = uid('tq');
+    const { workflowId, runId } = await start(tq);
+    const task = await pollWorkflowTask(tq);
+    const response = await connection.workflowService.respondWorkflowTaskCompleted({
+      namespace,
+      taskToken: task.taskToken,
+      identity: 'eager-worker',
+      commands: [scheduleActivity('eager-1', tq, true), scheduleActivity('queued-1', tq, false)],
+    });
+    expect(response.activityTasks.map((t) => t.activityId)).toEqual(['eager-1']);
+    const [eager] = response.activityTasks;
+    expect(eager!.activityType?.name).toBe('rawActivity');
+    expect(eager!.workflowExecution).toMatchObject({ workflowId, runId });
+    expect(eager!.attempt).toBe(1);
+    expect(eager!.startToCloseTimeout?.seconds?.toString()).toBe('10');
+    expect(eager!.input?.payloads?.[0]?.data?.toString()).toBe('"eager-1"');
+
+    // The other activity goes through the task queue, and only it: the eager one is not handed out twice.
+    const queued = await pollActivityTask(connection, tq);
+    expect(queued.activityId).toBe('queued-1');
+    expect((await pollActivityTask(connection, tq, 300)).taskToken?.length ?? 0).toBe(0);
+
+    await connection.workflowService.respondActivityTaskCompleted({
+      namespace,
+      taskToken: eager!.taskToken,
+      identity: 'eager-worker',
+      result: { payloads: [json('done')] },
+    });
+    const events = (
+      await connection.workflowService.getWorkflowExecutionHistory({
+        namespace,
+        execution: { workflowId, runId },
+      })
+    ).history!.events!;
+    const started = events.find((e) => e.activityTaskStartedEventAttributes);
+    expect(started?.activityTaskStartedEventAttributes?.identity).toBe('eager-worker');
+    expect(eventTypes({ events })).toContain('ActivityTaskCompleted');
+    await connection.workflowService.terminateWorkflowExecution({
+      namespace,
+      workflowExecution: { workflowId },
+    });
+  });
+
+  it('hands out nothing when the same completion closes the workflow', async () => {
+    const tq = uid('tq');
+    await start(tq);
+    const task = await pollWorkflowTask(tq);
+    const response = await connection.workflowService.respondWorkflowTaskCompleted({
+      namespace,
+      taskToken: task.taskToken,
+      commands: [
+        scheduleActivity('eager-2', tq, true),
+        {
+          commandType: CommandType.COMMAND_TYPE_COMPLETE_WORKFLOW_EXECUTION,
+          completeWorkflowExecutionCommandAttributes: { result: { payloads: [json('done')] } },
+        },
+      ],
+    });
+    expect(response.activityTasks).toEqual([]);
+    expect((await pollActivityTask(connection, tq, 300)).taskToken?.length ?? 0).toBe(0);
+  });
+
+  it('queues every activity when the server has eager dispatch turned off', async () => {
+    const off = await DevServer.start({ port: 0, eagerActivityExecution: false });
+    const conn = await Connection.connect({ address: off.address });
+    try {
+      const tq = uid('tq');
+      await conn.workflowService.startWorkflowExecution({
+        namespace,
+        workflowId: uid('raw'),
+        workflowType: { name: 'rawWorkflow' },
+        taskQueue: { name: tq },
+        requestId: randomUUID(),
+      });
+      const task = await conn.workflowService.pollWorkflowTaskQueue({
+        namespace,
+        taskQueue: { name: tq },
+        identity: 'raw-test',
+      });
+      const response = await conn.workflowService.respondWorkflowTaskCompleted({
+        namespace,
+        taskToken: task.taskToken,
+        commands: [scheduleActivity('eager-3', tq, true)],
+      });
+      expect(response.activityTasks).toEqual([]);
+      expect((await pollActivityTask(conn, tq)).activityId).toBe('eager-3');
+    } finally {
+      await conn.close();
+      await off.stop();
+    }
+  });
+});
