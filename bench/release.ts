@@ -1,10 +1,11 @@
 /**
  * Speed of a whole release on the embedded default. `npm run bench:release -- [--runs N]`
  *
- * Ten runs by default. Each run is a full happy-path release (blue-green, the shipped configuration on the local sandbox: CI,
- * registry, staging rolling update, CI smoke test, QA signal, RC tag, approval, readiness with a real
- * pg_dump, migrations, blue-green switch, a ten-minute bake, final tag, announcements) on the embedded dev
- * server with time skipped, the real worker and activities. Printed per run and as medians:
+ * Ten runs by default. Each run is a full happy-path release (blue-green, the shipped configuration on the
+ * local sandbox: CI, registry, staging rolling update, CI smoke test, QA signal, RC tag, approval, readiness
+ * with a real pg_dump, migrations, blue-green switch, a ten-minute bake, final tag, announcements) on the
+ * embedded dev server with time skipped, the real worker and activities. Printed per run and as medians
+ * (and, for the approval span, the middle half of the runs):
  *
  *   wall        from the start request to the result, real time (goal: under 5 s);
  *   approval    from the final approval signal to the start of the production deploy (goal: under 200 ms),

@@ -543,6 +543,7 @@ export class Execution {
     const wft = this.currentStartedTask(scheduledEventId, attempt);
     const commands = req.commands ?? [];
     const identity = req.identity ?? '';
+    this.eagerActivities = [];
     const closes = commands.some((c) => isCloseCommand(c.commandType ?? 0));
     if (closes && this.buffered.length > 0) {
       this.failStartedWorkflowTask(
@@ -585,7 +586,8 @@ export class Execution {
       if (!this.isRunning) break;
     }
     this.answerQueries(wft.queries, req.queryResults ?? {});
-    const eager = this.eagerActivities.splice(0);
+    const eager = this.eagerActivities;
+    this.eagerActivities = [];
     const activityTasks: PollActivityTaskResponse[] = [];
     if (this.isRunning) {
       if (this.flushBuffered()) needWorkflowTask = true;
