@@ -74,7 +74,7 @@ export class DevServer {
     this.engine = new Engine({
       clock: this.clock,
       log,
-      eagerActivityExecution: options.eagerActivityExecution ?? true,
+      eagerActivityExecution: options.eagerActivityExecution,
     });
     const attributes: Record<string, number> = {};
     for (const [name, type] of Object.entries(options.searchAttributes ?? {}))

@@ -33,9 +33,13 @@ afterAll(async () => {
   await server?.stop();
 });
 
-async function start(taskQueue: string, options: { workflowTaskTimeoutMs?: number } = {}) {
+async function start(
+  taskQueue: string,
+  options: { workflowTaskTimeoutMs?: number } = {},
+  conn: Connection = connection,
+) {
   const workflowId = uid('raw');
-  const { runId } = await connection.workflowService.startWorkflowExecution({
+  const { runId } = await conn.workflowService.startWorkflowExecution({
     namespace,
     workflowId,
     workflowType: { name: 'rawWorkflow' },
@@ -46,9 +50,13 @@ async function start(taskQueue: string, options: { workflowTaskTimeoutMs?: numbe
   return { workflowId, runId };
 }
 
-function pollWorkflowTask(taskQueue: string, timeoutMs = 20_000): Promise<PollResponse> {
-  return connection.withDeadline(Date.now() + timeoutMs, () =>
-    connection.workflowService.pollWorkflowTaskQueue({
+function pollWorkflowTask(
+  taskQueue: string,
+  timeoutMs = 20_000,
+  conn: Connection = connection,
+): Promise<PollResponse> {
+  return conn.withDeadline(Date.now() + timeoutMs, () =>
+    conn.workflowService.pollWorkflowTaskQueue({
       namespace,
       taskQueue: { name: taskQueue },
       identity: 'raw-test',
@@ -442,18 +450,8 @@ describe('eager activity dispatch', () => {
     const conn = await Connection.connect({ address: off.address });
     try {
       const tq = uid('tq');
-      await conn.workflowService.startWorkflowExecution({
-        namespace,
-        workflowId: uid('raw'),
-        workflowType: { name: 'rawWorkflow' },
-        taskQueue: { name: tq },
-        requestId: randomUUID(),
-      });
-      const task = await conn.workflowService.pollWorkflowTaskQueue({
-        namespace,
-        taskQueue: { name: tq },
-        identity: 'raw-test',
-      });
+      await start(tq, {}, conn);
+      const task = await pollWorkflowTask(tq, 20_000, conn);
       const response = await conn.workflowService.respondWorkflowTaskCompleted({
         namespace,
         taskToken: task.taskToken,
